@@ -1,0 +1,7 @@
+"""Video input and output: decoders (decord, PyAV, OpenCV), numbered-frame folders, background streaming,
+the index barcode used by tests and benchmarks, and the H.264 encoder of rendered videos."""
+
+from posefix_video.video.decoders import DECODERS, FrameReader, VideoInfo, open_frames
+from posefix_video.video.stream import FrameChunk, FrameStream, chunk_frames
+
+__all__ = ["DECODERS", "FrameChunk", "FrameReader", "FrameStream", "VideoInfo", "chunk_frames", "open_frames"]

@@ -1,0 +1,243 @@
+"""Video decoders behind one small interface: strictly sequential RGB frames from frame 0, never a seek.
+
+Random access is a correctness risk, measured on our fixtures (shared docs video_and_formats.md §4.4): decord
+`vr[i]` returns the wrong frame for 30 of 40 shuffled reads of an H.264-in-AVI stream, and OpenCV's
+`CAP_PROP_POS_FRAMES` seek for 12 of 20 on a VFR MP4. Sequential decoding is bit-identical in all three libraries,
+so every backend here only ever decodes forward, and the frame count is what decoding produced (headers lie).
+
+Orientation: every backend returns the *displayed* orientation (what a player shows). decord and OpenCV apply the
+container's display matrix themselves; PyAV only reports `frame.rotation`, so this module rotates its frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from posefix_video.errors import InputError
+
+log = logging.getLogger(__name__)
+
+DECODERS = ("decord", "pyav", "opencv")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What is known about a frame source before decoding it.
+
+    Attributes:
+        path: the video file or frame folder.
+        backend: "decord", "pyav", "opencv" or "folder".
+        fps: frame rate as an exact fraction (the container's average rate; a frame folder's given rate).
+        size: (H, W) of the frames as returned (displayed orientation).
+        coded_size: (H, W) as stored in the stream, before the display rotation.
+        rotation: degrees counter-clockwise the display matrix turns the coded frames (0, 90, 180, 270).
+        header_frames: the frame count the container claims (a hint only; decoding decides), or None.
+    """
+
+    path: str
+    backend: str
+    fps: Fraction | None
+    size: tuple[int, int]
+    coded_size: tuple[int, int]
+    rotation: int
+    header_frames: int | None
+
+
+class FrameReader:
+    """A sequential frame source. Iterate `frames()` once: (H, W, 3) uint8 RGB C-contiguous arrays in decode
+    order, starting at frame 0. Raises `InputError` for undecodable input, naming the frame."""
+
+    info: VideoInfo
+
+    def frames(self) -> Iterator[np.ndarray]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Releases the decoder (idempotent)."""
+
+
+def probe_video(path: str | os.PathLike) -> tuple[Fraction | None, tuple[int, int], int, int | None]:
+    """Frame rate, coded (H, W), display rotation and header frame count of a video file, via PyAV.
+
+    The first frame is decoded because PyAV exposes the display rotation only on frames; that also rejects
+    files that open but hold no decodable picture.
+
+    Raises:
+        InputError: missing, unreadable, not a video, or no decodable frame.
+    """
+    import av
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputError(path, "no such video file or frame folder")
+    try:
+        container = av.open(path)
+    except Exception as err:  # PyAV raises many FFmpeg error types; all mean "not a readable video"
+        raise InputError(path, f"cannot open as a video ({err}); is the file complete and a video?") from None
+    try:
+        if not container.streams.video:
+            raise InputError(path, "the file has no video stream")
+        stream = container.streams.video[0]
+        fps = stream.average_rate or stream.guessed_rate
+        header = stream.frames or None
+        try:
+            first = next(container.decode(stream), None)
+        except Exception as err:
+            raise InputError(path, f"frame 0 cannot be decoded ({err})") from None
+        if first is None:
+            raise InputError(path, "the video has no decodable frame")
+        rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360
+        coded = (first.height, first.width)
+    finally:
+        container.close()
+    return (Fraction(fps) if fps else None), coded, rotation, header
+
+
+def _displayed(coded: tuple[int, int], rotation: int) -> tuple[int, int]:
+    return (coded[1], coded[0]) if rotation in (90, 270) else coded
+
+
+class PyAVReader(FrameReader):
+    """PyAV (`thread_type="AUTO"`, the fastest H.264 decoder measured on 2 cores); applies `frame.rotation`."""
+
+    def __init__(self, path: str | os.PathLike, info: VideoInfo):
+        self.path = os.fspath(path)
+        self.info = info
+        self._container = None
+
+    def frames(self) -> Iterator[np.ndarray]:
+        import av
+
+        self._container = container = av.open(self.path)
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        index = 0
+        try:
+            for frame in container.decode(stream):
+                rgb = frame.to_ndarray(format="rgb24")
+                turns = (int(round(frame.rotation or 0)) % 360) // 90
+                if turns:
+                    rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
+                yield rgb
+                index += 1
+        except av.error.FFmpegError as err:
+            raise InputError(self.path, f"decoding failed after {index} frames ({err})", f"frame {index}") from None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+class DecordReader(FrameReader):
+    """decord `VideoReader.next()`: sequential only (its random access returns wrong frames on B-frame AVI).
+
+    decord decodes ahead of a slow consumer (about 430 frames buffered, +1.2 GB at 720p, measured); use the PyAV
+    or OpenCV backend where memory is tight.
+    """
+
+    def __init__(self, path: str | os.PathLike, info: VideoInfo):
+        self.path = os.fspath(path)
+        self.info = info
+        self._reader = None
+
+    def frames(self) -> Iterator[np.ndarray]:
+        import decord
+
+        try:
+            self._reader = reader = decord.VideoReader(self.path, ctx=decord.cpu(0), num_threads=0)
+        except Exception as err:
+            raise InputError(self.path, f"decord cannot open the video ({err})") from None
+        index = 0
+        try:
+            while True:
+                try:
+                    frame = reader.next()
+                except StopIteration:
+                    break
+                except Exception as err:
+                    problem = f"decoding failed after {index} frames ({err})"
+                    raise InputError(self.path, problem, f"frame {index}") from None
+                yield np.ascontiguousarray(frame.asnumpy())
+                index += 1
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._reader = None
+
+
+class OpenCVReader(FrameReader):
+    """OpenCV `VideoCapture.read()` (orientation applied by default), BGR converted to RGB."""
+
+    def __init__(self, path: str | os.PathLike, info: VideoInfo):
+        self.path = os.fspath(path)
+        self.info = info
+        self._cap = None
+
+    def frames(self) -> Iterator[np.ndarray]:
+        import cv2
+
+        self._cap = cap = cv2.VideoCapture(self.path)
+        if not cap.isOpened():
+            raise InputError(self.path, "OpenCV cannot open the video")
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+
+
+_READERS = {"decord": DecordReader, "pyav": PyAVReader, "opencv": OpenCVReader}
+
+
+def open_frames(path: str | os.PathLike, decoder: str = "decord", fps: Fraction | float | None = None) -> FrameReader:
+    """Opens a video file or a folder of numbered frames for sequential reading.
+
+    Args:
+        path: a video file, or a folder of numbered images (PoseTrack keeps frames as 000000.jpg, ...).
+        decoder: backend for video files: "decord", "pyav" or "opencv" (ignored for folders).
+        fps: frame rate of a frame folder (default 25); ignored for video files, whose rate comes from the
+            container.
+
+    Raises:
+        InputError: missing path, unreadable video, empty folder.
+        ValueError: unknown decoder name (a programming error; the CLI restricts the choices).
+    """
+    from posefix_video.video.frames import FrameFolderReader
+
+    if decoder not in _READERS:
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {', '.join(DECODERS)}")
+    if Path(path).is_dir():
+        return FrameFolderReader(path, fps=fps)
+    rate, coded, rotation, header = probe_video(path)
+    info = VideoInfo(
+        path=os.fspath(path),
+        backend=decoder,
+        fps=rate,
+        size=_displayed(coded, rotation),
+        coded_size=coded,
+        rotation=rotation,
+        header_frames=header,
+    )
+    if rotation:
+        log.info("%s: display matrix rotates by %d degrees; frames are returned as displayed (%dx%d)",
+                 path, rotation, info.size[1], info.size[0])
+    return _READERS[decoder](path, info)
