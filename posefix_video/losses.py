@@ -1,0 +1,102 @@
+"""PoseFix training losses: heatmap cross-entropy against a bilinear one-hot target plus L1 on soft-argmax coordinates.
+
+Conventions (docs/architecture.md): output maps are (h, w) = (H/4, W/4) of the crop; cell i <-> crop pixel 4*i; the
+soft-argmax is the expectation of the integer cell indices under the softmax over all h*w cells of a joint.
+
+Both terms are masked by ground-truth validity and averaged over batch x joints (L1: batch x joints x 2), with the
+invalid joints counted in the denominator as the reference does: a batch with few labeled joints gives a smaller
+loss, not a noisier one. Weights 1:1. Weight decay is a separate term (`conv_l2_penalty`) so that the engine can
+log it on its own.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def bilinear_onehot(coords_cells: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The bilinear one-hot target over the four cells around each point.
+
+    Points are clamped to the map first, so a point on (or beyond) the right/bottom border puts its whole weight on
+    the last cell instead of indexing one past it (the reference crashes on CPU there, issue #8). Every map sums to 1.
+
+    Args:
+        coords_cells: (..., 2) float (x, y) in heatmap cells.
+        h, w: map size; both at least 2.
+
+    Returns:
+        (..., h * w) float32 target, flattened row-major (index y * w + x).
+    """
+    x = coords_cells[..., 0].float().clamp(0, w - 1)
+    y = coords_cells[..., 1].float().clamp(0, h - 1)
+    # x0 <= w-2 keeps x0+1 on the map; then fx = 1 exactly when x sits on the last column.
+    x0 = x.floor().clamp(max=w - 2)
+    y0 = y.floor().clamp(max=h - 2)
+    fx, fy = x - x0, y - y0
+    x0l, y0l = x0.long(), y0.long()
+    idx = torch.stack([y0l * w + x0l, y0l * w + x0l + 1, (y0l + 1) * w + x0l, (y0l + 1) * w + x0l + 1], dim=-1)
+    wts = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=-1)
+    target = torch.zeros(*x.shape, h * w, dtype=torch.float32, device=coords_cells.device)
+    return target.scatter_add_(-1, idx, wts)
+
+
+class PoseFixLoss(nn.Module):
+    """L_H (softmax cross-entropy vs. the bilinear one-hot target) + L_C (L1 of soft-argmax in cells), masked.
+
+    Args:
+        joint_mask: (J,) bool, False for slots the layout never labels (PoseTrack ears); those joints are masked in
+            both terms whatever the dataset says. None: all slots used.
+        heatmap_weight, coord_weight: weights of the two terms (1 and 1 in the paper).
+    """
+
+    def __init__(self, *, joint_mask: torch.Tensor | None = None, heatmap_weight: float = 1.0,
+                 coord_weight: float = 1.0):
+        super().__init__()
+        self.register_buffer("joint_mask", None if joint_mask is None else joint_mask.float(), persistent=False)
+        self.heatmap_weight = heatmap_weight
+        self.coord_weight = coord_weight
+
+    def forward(self, logits: torch.Tensor, target_cells: torch.Tensor,
+                target_valid: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Computes the loss terms.
+
+        Args:
+            logits: (B, J, h, w) network output (any float dtype; computed in float32).
+            target_cells: (B, J, 2) ground-truth (x, y) in heatmap cells (crop px / 4).
+            target_valid: (B, J) bool or float ground-truth validity.
+
+        Returns:
+            {"loss": weighted sum, "heatmap": L_H, "coord": L_C, "pred_cells": (B, J, 2) soft-argmax (detached)}.
+        """
+        b, j, h, w = logits.shape
+        logp = F.log_softmax(logits.float().reshape(b, j, h * w), dim=-1)
+        valid = target_valid.float()
+        if self.joint_mask is not None:
+            valid = valid * self.joint_mask
+        target = bilinear_onehot(target_cells, h, w)
+        heatmap = (-(target * logp).sum(-1) * valid).mean()
+
+        # Soft-argmax from the same softmax (one softmax for both terms).
+        prob = logp.exp()
+        xs = torch.arange(w, device=logits.device, dtype=torch.float32)
+        ys = torch.arange(h, device=logits.device, dtype=torch.float32)
+        prob2 = prob.reshape(b, j, h, w)
+        pred = torch.stack([(prob2.sum(2) * xs).sum(-1), (prob2.sum(3) * ys).sum(-1)], dim=-1)
+        coord = ((pred - target_cells.float()).abs() * valid[..., None]).mean()
+
+        loss = self.heatmap_weight * heatmap + self.coord_weight * coord
+        return {"loss": loss, "heatmap": heatmap, "coord": coord, "pred_cells": pred.detach()}
+
+
+def conv_l2_penalty(model: nn.Module, weight_decay: float) -> torch.Tensor:
+    """weight_decay * sum(w^2) / 2 over convolution and transposed-convolution kernels (slim's l2_regularizer).
+
+    BatchNorm parameters and biases are not decayed, as in the reference.
+    """
+    terms = [m.weight.float().pow(2).sum() for m in model.modules()
+             if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)) and m.weight.requires_grad]
+    if not terms:
+        return torch.zeros(())
+    return 0.5 * weight_decay * torch.stack(terms).sum()
