@@ -1,0 +1,224 @@
+"""Scenes: cluttered backgrounds, several people composed by depth, and the exact ground truth of every person.
+
+Ground-truth rules (read off the part-label map, so occlusion is exact):
+- A joint outside the frame is unlabeled in both layouts: (0, 0, 0).
+- COCO-17: v=2 when the pixel at the joint shows one of the person's parts adjacent to that joint, else v=1
+  (hidden by a nearer person or by the person's own body). Eyes and nose are labeled only when the face is
+  toward the camera, ears when not turned fully away; a labeled face point on the far side of the head is v=1.
+- PoseTrack18: every labeled joint has v=1, visible or occluded (as in the official GT); slot 1 = head_bottom
+  (chin), slot 2 = head_top; ears never labeled; the nose is labeled unless the person faces away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from posefix_video.synthetic import render as rd
+from posefix_video.synthetic import skeleton as sk
+
+# Which parts may show at each COCO slot for the joint to count as visible.
+_JOINT_PARTS: dict[int, tuple[int, ...]] = {
+    sk.NOSE: (rd.HEAD,), sk.L_EYE: (rd.HEAD,), sk.R_EYE: (rd.HEAD,), sk.L_EAR: (rd.HEAD,), sk.R_EAR: (rd.HEAD,),
+    sk.L_SHO: (rd.TORSO, rd.L_UPPER_ARM), sk.R_SHO: (rd.TORSO, rd.R_UPPER_ARM),
+    sk.L_ELB: (rd.L_UPPER_ARM, rd.L_FOREARM), sk.R_ELB: (rd.R_UPPER_ARM, rd.R_FOREARM),
+    sk.L_WRI: (rd.L_FOREARM,), sk.R_WRI: (rd.R_FOREARM,),
+    sk.L_HIP: (rd.TORSO, rd.L_THIGH), sk.R_HIP: (rd.TORSO, rd.R_THIGH),
+    sk.L_KNEE: (rd.L_THIGH, rd.L_SHIN), sk.R_KNEE: (rd.R_THIGH, rd.R_SHIN),
+    sk.L_ANK: (rd.L_SHIN,), sk.R_ANK: (rd.R_SHIN,),
+    sk.CHIN: (rd.HEAD, rd.NECK), sk.HEAD_TOP: (rd.HEAD,),
+}  # fmt: skip
+ALLOWED = np.zeros((sk.NUM_POINTS, rd.PARTS), dtype=bool)
+for _j, _parts in _JOINT_PARTS.items():
+    ALLOWED[_j, list(_parts)] = True
+
+_COCO_POINTS = np.arange(17)
+_PT18_POINTS = np.array([sk.NOSE, sk.CHIN, sk.HEAD_TOP, sk.L_EAR, sk.R_EAR, *range(5, 17)])
+_FACE = (sk.NOSE, sk.L_EYE, sk.R_EYE, sk.L_EAR, sk.R_EAR)
+_FACE_LABEL_MIN = {sk.NOSE: -0.15, sk.L_EYE: -0.15, sk.R_EYE: -0.15, sk.L_EAR: -0.45, sk.R_EAR: -0.45}
+_FACE_VISIBLE_MIN = 0.1
+
+
+@dataclass
+class Person:
+    """A person to draw in one frame: shape, appearance, projected pose and identity."""
+
+    track_id: int
+    shape: sk.BodyShape
+    look: rd.Appearance
+    proj: sk.Projected
+    kind: str = ""
+
+
+@dataclass
+class PersonTruth:
+    """Exact ground truth of one drawn person.
+
+    Attributes:
+        track_id: identity (the index of the person in the video / image).
+        coco: (17, 3) COCO-17 [x, y, v] frame px (v 0/1/2; unlabeled rows are 0, 0, 0).
+        posetrack: (17, 3) PoseTrack18 [x, y, v] (v 0/1).
+        box: (4,) [x, y, w, h] amodal extent of the drawn body, clipped to the frame.
+        head_box: (4,) [x, y, w, h] box of the head ellipse (not clipped).
+        area: visible pixels of the person in the label map.
+        slot: index of the person in the frame's draw list (its label-map id is (slot + 1) * PARTS + part).
+    """
+
+    track_id: int
+    coco: np.ndarray
+    posetrack: np.ndarray
+    box: np.ndarray
+    head_box: np.ndarray
+    area: int
+    slot: int
+
+
+def make_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """(H, W, 3) uint8 BGR: wall/sky and floor gradients, random clutter (boxes, discs, poles, polygons), noise."""
+    horizon = int(height * rng.uniform(0.25, 0.6))
+    img = np.empty((height, width, 3), np.uint8)
+    t = np.linspace(0.0, 1.0, horizon)[:, None]
+    c0, c1 = rng.integers(60, 240, 3), rng.integers(30, 220, 3)
+    img[:horizon] = (c0 * (1 - t) + c1 * t).astype(np.uint8)[:, None, :]
+    t = np.linspace(0.0, 1.0, height - horizon)[:, None]
+    f0, f1 = rng.integers(30, 200, 3), rng.integers(20, 160, 3)
+    img[horizon:] = (f0 * (1 - t) + f1 * t).astype(np.uint8)[:, None, :]
+    for _ in range(int(rng.integers(3, 9))):  # floor lines converging to a vanishing point
+        vx = rng.uniform(0, width)
+        cv2.line(img, (int(vx), horizon), (int(rng.uniform(-width, 2 * width)), height),
+                 tuple(int(v) for v in f1 * rng.uniform(0.6, 1.2)), 1, cv2.LINE_AA)  # fmt: skip
+    for _ in range(int(rng.integers(12, 40))):
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        kind = rng.integers(4)
+        x, y = int(rng.uniform(-0.1, 1.1) * width), int(rng.uniform(-0.1, 0.8) * height)
+        s = int(rng.uniform(0.02, 0.25) * width)
+        if kind == 0:
+            y2 = min(y + int(s * rng.uniform(0.5, 3)), horizon + int(0.1 * height))
+            cv2.rectangle(img, (x, y), (x + s, max(y + 2, y2)), colour, -1)
+        elif kind == 1:
+            cv2.circle(img, (x, y), s // 2, colour, -1, cv2.LINE_AA)
+        elif kind == 2:
+            cv2.line(img, (x, y), (x + int(rng.normal(0, s)), y + int(rng.uniform(0.5, 2) * s)), colour,
+                     int(rng.integers(1, 8)), cv2.LINE_AA)  # fmt: skip
+        else:
+            pts = np.array([x, y]) + rng.normal(0, s / 2, (int(rng.integers(3, 7)), 2))
+            cv2.fillPoly(img, [pts.astype(np.int32)], colour, cv2.LINE_AA)
+    img = cv2.GaussianBlur(img, (0, 0), 0.8)
+    noise = rng.normal(0, rng.uniform(2, 8), img.shape)
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+class SensorNoise:
+    """Cheap per-frame noise: a few precomputed (+, -) uint8 noise pairs applied with saturating adds.
+
+    Args:
+        rng: source of the noise fields.
+        shape: (H, W, 3) frame shape.
+        sigma: standard deviation in grey levels.
+        count: number of distinct noise fields, cycled by frame index.
+    """
+
+    def __init__(self, *, rng: np.random.Generator, shape: tuple[int, int, int], sigma: float = 3.0, count: int = 4):
+        self.pairs = []
+        for _ in range(count):
+            n = rng.normal(0, sigma, shape)
+            self.pairs.append((np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)))
+
+    def apply(self, image: np.ndarray, index: int) -> None:
+        pos, neg = self.pairs[index % len(self.pairs)]
+        cv2.add(image, pos, dst=image)
+        cv2.subtract(image, neg, dst=image)
+
+
+def render_frame(
+    background: np.ndarray, persons: list[Person]
+) -> tuple[np.ndarray, np.ndarray, list[PersonTruth]]:
+    """Draws `persons` far to near over a copy of `background`.
+
+    Args:
+        background: (H, W, 3) uint8 BGR.
+        persons: people to draw; nearer people (larger pelvis depth key, see `depth_key`) occlude farther ones.
+    Returns:
+        image (H, W, 3) uint8 BGR, part-label map (H, W) uint16, and the ground truth of each person with at least
+        one visible pixel, in the order of `persons`.
+    """
+    image = background.copy()
+    labels = np.zeros(background.shape[:2], np.uint16)
+    order = sorted(range(len(persons)), key=lambda i: (depth_key(persons[i]), i))
+    for slot in order:
+        p = persons[slot]
+        rd.draw_person(image, labels, p.proj, p.shape, p.look, slot)
+    return image, labels, ground_truth(labels, persons)
+
+
+def depth_key(person: Person) -> float:
+    """Nearer people stand lower in the frame (ground-plane perspective): the ground contact y orders them."""
+    return float(person.proj.xy[: sk.TORSO_BOX].max(axis=0)[1])
+
+
+def ground_truth(labels: np.ndarray, persons: list[Person]) -> list[PersonTruth]:
+    """COCO-17 and PoseTrack18 ground truth of each person, read off the part-label map `labels` (H, W)."""
+    h, w = labels.shape
+    counts = np.bincount((labels // rd.PARTS).ravel(), minlength=len(persons) + 1)
+    out = []
+    for slot, p in enumerate(persons):
+        area = int(counts[slot + 1])
+        if area == 0:
+            continue
+        xy = p.proj.xy
+        pix = np.round(xy).astype(np.int64)
+        inside = (pix[:, 0] >= 0) & (pix[:, 0] < w) & (pix[:, 1] >= 0) & (pix[:, 1] < h)
+        lab = np.zeros(len(xy), np.int64)
+        lab[inside] = labels[pix[inside, 1], pix[inside, 0]]
+        own = (lab // rd.PARTS == slot + 1) & ALLOWED[np.arange(len(xy)), lab % rd.PARTS]
+        face_z = p.proj.face_z
+        coco_labeled = inside.copy()
+        seen = own.copy()
+        pt_labeled = inside.copy()
+        for j in _FACE:
+            coco_labeled[j] &= face_z[j] > _FACE_LABEL_MIN[j]
+            seen[j] &= face_z[j] > _FACE_VISIBLE_MIN
+        pt_labeled[sk.NOSE] &= face_z[sk.NOSE] > -0.3
+        coco = np.zeros((17, 3))
+        m = coco_labeled[_COCO_POINTS]
+        coco[m, :2] = xy[_COCO_POINTS][m]
+        coco[m, 2] = np.where(seen[_COCO_POINTS][m], 2, 1)
+        pt = np.zeros((17, 3))
+        m = pt_labeled[_PT18_POINTS]
+        m[[3, 4]] = False
+        pt[m, :2] = xy[_PT18_POINTS][m]
+        pt[m, 2] = 1
+        centre, axes, angle = rd.ellipse_geometry(p.proj, p.shape)
+        a = np.radians(angle)
+        ex = np.hypot(axes[0] * np.cos(a), axes[1] * np.sin(a))
+        ey = np.hypot(axes[0] * np.sin(a), axes[1] * np.cos(a))
+        head_box = np.array([centre[0] - ex, centre[1] - ey, 2 * ex, 2 * ey])
+        pad = 0.045 * p.proj.scale
+        lo = np.minimum(xy[: sk.TORSO_BOX].min(axis=0) - pad, [centre[0] - ex, centre[1] - ey])
+        hi = np.maximum(xy[: sk.TORSO_BOX].max(axis=0) + pad, [centre[0] + ex, centre[1] + ey])
+        lo = np.clip(lo, 0, [w - 1, h - 1])
+        hi = np.clip(hi, 0, [w - 1, h - 1])
+        out.append(PersonTruth(track_id=p.track_id, coco=coco, posetrack=pt, box=np.concatenate([lo, hi - lo]),
+                               head_box=head_box, area=area, slot=slot))  # fmt: skip
+    return out
+
+
+def random_people(
+    rng: np.random.Generator, height: int, width: int, count: int, min_height: float = 40.0
+) -> list[Person]:
+    """`count` people in random poses, heights from `min_height` px to most of the frame, on a ground plane."""
+    persons = []
+    horizon = height * rng.uniform(0.3, 0.5)
+    for i in range(count):
+        tall = float(np.exp(rng.uniform(np.log(min_height), np.log(0.95 * height))))
+        shape = sk.BodyShape.random(rng)
+        kind, pose = sk.random_pose(rng)
+        # Feet lower for bigger (nearer) people; the nearest may be cut by the bottom edge.
+        ground = horizon + tall * rng.uniform(0.55, 1.15)
+        ground = min(ground, height + 0.4 * tall)
+        x = rng.uniform(-0.05, 1.05) * width
+        proj = sk.project(shape, pose, height_px=tall, x=x, ground_y=ground)
+        persons.append(Person(track_id=i, shape=shape, look=rd.Appearance.random(rng), proj=proj, kind=kind))
+    return persons
