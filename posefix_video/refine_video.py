@@ -1,0 +1,454 @@
+"""Streaming refinement of one video: decode -> batch crops across frames -> refine -> journal -> PoseTrack18 JSON.
+
+    summary = refine_video("clip.mp4", "tracks.json", "posefix.pt", out="refined.json", render="overlay.mp4")
+
+Stages overlap: a decode thread fills a bounded frame queue, the calling thread groups consecutive frames until a
+chunk holds `batch_size` persons (or `chunk_frames` frames) and refines the chunk in one refiner call, and a writer
+thread appends each chunk's results to the journal (`OUT.partial.jsonl`, fsynced) and draws the `--render` video.
+Memory is bounded by the queues, not by the video's length: results live on disk until the end, when the final
+file is assembled from the journal and written atomically. `resume=True` re-decodes from frame 0 but refines only
+the frames the journal lacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posefix_video.errors import CheckpointError, InputError, PosefixError
+from posefix_video.records import PersonRecord, PoseSequence
+from posefix_video.video.decoders import FrameReader, open_frames
+from posefix_video.video.journal import Journal, file_fingerprint, journal_path, read_journal, run_hash
+from posefix_video.video.stream import FrameChunk, FrameStream, chunk_frames
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    """What a run did.
+
+    Attributes:
+        output: the refined PoseTrack18 file.
+        frames: frames decoded (= frames listed in the output).
+        persons: persons in the output (= persons in the input).
+        refined: persons the network refined.
+        passed_through: reason -> persons passed through unchanged.
+        resumed_frames: frames taken from an earlier run's journal.
+        seconds: wall time of the run.
+        render: the overlay video, if one was written.
+        warnings: things the user should know (orientation, frame-count notes).
+    """
+
+    output: Path
+    frames: int
+    persons: int
+    refined: int
+    passed_through: dict[str, int]
+    resumed_frames: int
+    seconds: float
+    render: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        passed = sum(self.passed_through.values())
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.passed_through.items())) or "none"
+        lines = [
+            f"output: {self.output}",
+            f"frames: {self.frames}" + (f" ({self.resumed_frames} from the journal of an earlier run)"
+                                        if self.resumed_frames else ""),
+            f"persons: {self.persons} (refined {self.refined}, passed through {passed}; reasons: {reasons})",
+            f"time: {self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} frames/s)",
+        ]
+        if self.render:
+            lines.append(f"render: {self.render}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+def default_output(tracks: str | os.PathLike) -> Path:
+    """`<tracks_stem>_refined.json` beside the tracks file."""
+    tracks = Path(tracks)
+    return tracks.with_name(f"{tracks.stem}_refined.json")
+
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_refiner(checkpoint: str | os.PathLike, device: str = "auto", flip_test: bool = True,
+                 precision: str = "auto") -> Any:
+    """A `Refiner` from a checkpoint file (checked to exist first, so the message names it)."""
+    if not Path(checkpoint).is_file():
+        raise CheckpointError(f"{os.fspath(checkpoint)}: no such checkpoint file")
+    from posefix_video.refiner import Refiner
+
+    return Refiner.from_checkpoint(checkpoint, device=resolve_device(device), flip_test=flip_test,
+                                   precision=precision)
+
+
+def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base: int | str,
+                      layout: str | None) -> PoseSequence:
+    """Reads the tracks file. The frame count is passed to the reader only where it is exact (frame folders);
+    a container's header count can be wrong, so for video files the range check happens after decoding."""
+    try:
+        from posefix_video.io import read_tracks
+    except ImportError:  # the multi-format reader is not merged yet: PoseTrack18 input only
+        from posefix_video.io import read_posetrack18
+
+        def read_tracks(path, format="auto", frame_base="auto", layout=None, num_frames=None):  # noqa: ARG001
+            return read_posetrack18(path)
+
+    if not tracks.is_file():
+        raise InputError(tracks, "no such tracks file")
+    if not tracks.read_bytes().strip():
+        raise InputError(tracks, "the tracks file is empty")
+    exact = reader.info.header_frames if reader.info.backend == "folder" else None
+    seq = read_tracks(tracks, format=format, frame_base=frame_base, layout=layout, num_frames=exact)
+    if seq.num_persons == 0:
+        raise InputError(tracks, "the tracks file holds no person; there is nothing to refine")
+    return seq
+
+
+def orientation_warnings(seq: PoseSequence, size_hw: tuple[int, int], tracks: Path) -> list[str]:
+    """Warnings when the tracks file's image size (PT18 width/height) does not match the displayed frames."""
+    if not seq.images:
+        return []
+    sizes = {(im.get("width"), im.get("height")) for im in seq.images if im.get("width") and im.get("height")}
+    h, w = size_hw
+    out = []
+    for width, height in sizes:
+        if (width, height) == (w, h):
+            continue
+        if (width, height) == (h, w):
+            out.append(f"{tracks}: images are {width}x{height} but the video is displayed {w}x{h} (rotated); tracks "
+                       "must be in the displayed orientation (what a player shows), as decoded here")
+        else:
+            out.append(f"{tracks}: images are {width}x{height} but the video frames are {w}x{h}")
+    for message in out:
+        log.warning(message)
+    return out
+
+
+class _Writer(threading.Thread):
+    """Consumes finished chunks in order: journal append (fsync) and overlay frames, off the refiner's thread."""
+
+    def __init__(self, journal: Journal, render: Any, layout: Any, inputs: PoseSequence,
+                 on_chunk: Callable[[int], None] | None):
+        super().__init__(name="posefix-writer", daemon=True)
+        self.journal, self.render, self.layout, self.inputs = journal, render, layout, inputs
+        self.on_chunk = on_chunk
+        self.queue: queue.Queue = queue.Queue(maxsize=2)
+        self.error: BaseException | None = None
+        self.chunks = 0
+
+    def run(self) -> None:
+        try:
+            while True:
+                item = self.queue.get()
+                if item is None:
+                    return
+                self._handle(*item)
+        except BaseException as err:  # re-raised by the main thread
+            self.error = err
+            while self.queue.get() is not None:  # unblock the producer until it sends the end marker
+                pass
+
+    def _handle(self, chunk: FrameChunk, records: list[PersonRecord], passed: Counter | None, done: bool) -> None:
+        if not done:
+            self.journal.append(chunk.start, chunk.stop, records, passed)
+            self.chunks += 1
+            if self.on_chunk is not None:
+                self.on_chunk(self.chunks)
+        if self.render is not None:
+            by_frame: dict[int, list[PersonRecord]] = {}
+            for r in records:
+                by_frame.setdefault(r.frame, []).append(r)
+            from posefix_video.overlay import draw_frame
+
+            for k, frame in enumerate(chunk.frames):
+                f = chunk.start + k
+                self.render.write(draw_frame(frame, self.inputs.persons_in(f), by_frame.get(f, []), self.layout))
+
+
+def _previous_chunks(path: Path, run_id: str) -> Any:
+    """Journaled results of an earlier run, taken by frame range (`take(start, stop)`) in order, so a resumed run
+    may cut its chunks differently; read lazily, only for rendering the frames already refined."""
+    pending: list[PersonRecord] = []
+    covered = 0
+    source = read_journal(path, run_id)
+
+    class _Cursor:
+        def take(self, start: int, stop: int) -> list[PersonRecord]:
+            nonlocal covered, pending
+            while covered < stop:
+                chunk = next(source)
+                pending.extend(chunk.records)
+                covered = chunk.stop
+            out = [r for r in pending if start <= r.frame < stop]
+            pending = [r for r in pending if r.frame >= stop]
+            return out
+
+    return _Cursor()
+
+
+def refine_video(
+    video: str | os.PathLike,
+    tracks: str | os.PathLike,
+    checkpoint: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    *,
+    format: str = "auto",
+    frame_base: int | str = "auto",
+    layout: str | None = None,
+    batch_size: int = 64,
+    chunk_frames_max: int = 32,
+    device: str = "auto",
+    flip_test: bool = True,
+    precision: str = "auto",
+    decoder: str = "decord",
+    fps: float | Fraction | None = None,
+    render: str | os.PathLike | None = None,
+    smooth: str = "none",
+    smooth_params: Any = None,
+    resume: bool = False,
+    seq_name: str | None = None,
+    queue_frames: int = 8,
+    progress: bool = False,
+    refiner: Any = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> Summary:
+    """Refines every person of `tracks` on the frames of `video` and writes PoseTrack 2018 JSON to `out`.
+
+    Args:
+        video: a video file, or a folder of numbered frames (000000.jpg, ...).
+        tracks: the tracker's output (any format `posefix_video.io.read_tracks` reads), in the displayed
+            orientation of the video.
+        checkpoint: a posefix checkpoint (not needed when `refiner` is given).
+        out: output file; default `<tracks_stem>_refined.json` beside the tracks. Never the tracks file itself.
+        format, frame_base, layout: passed to `read_tracks` (frame_base "auto", 0 or 1).
+        batch_size: persons per refiner call to aim for; crops of consecutive frames fill one batch.
+        chunk_frames_max: frames per chunk at most (bounds memory when frames hold few persons).
+        device: "auto", "cpu", "cuda", "cuda:1", ...
+        flip_test: average with the mirrored crop (the reference's test-time flip).
+        precision: refiner precision ("auto", "fp32", "bf16").
+        decoder: "decord", "pyav" or "opencv" for video files.
+        fps: frame rate of a frame folder (for `render`; default 25). Video files use their container's rate.
+        render: also write an H.264 video with input (grey) and refined (coloured) skeletons.
+        smooth: per-track temporal filter after refinement: "none", "oneeuro" or "savgol".
+        smooth_params: `smoothing.OneEuroParams` / `SavgolParams`, or None for the defaults.
+        resume: continue from the journal of an interrupted run with the same inputs and options.
+        seq_name: poseval-parsable sequence name for image entries of non-PoseTrack inputs.
+        queue_frames: decoded frames buffered ahead of the refiner.
+        progress: show a tqdm progress bar on stderr.
+        refiner: an already built refiner (reused across videos by `refine_posetrack`).
+        on_chunk: called with the number of chunks journaled so far, after each one (progress hooks, tests).
+
+    Returns:
+        A `Summary`.
+
+    Raises:
+        PosefixError: bad input (missing/corrupt video, unreadable or empty tracks, tracks past the last frame,
+            layout mismatch, a journal of another run); no output file is written then.
+    """
+    t0 = time.perf_counter()
+    video, tracks = Path(video), Path(tracks)
+    out = Path(out) if out is not None else default_output(tracks)
+    if tracks.exists() and out.resolve() == tracks.resolve():
+        raise PosefixError(f"{out}: the output would overwrite the tracks file; choose another -o")
+    if render is not None and Path(render).resolve() == video.resolve():
+        raise PosefixError(f"{render}: the render would overwrite the input video; choose another path")
+    if not video.exists():
+        raise InputError(video, "no such video file or frame folder")
+    reader = open_frames(video, decoder=decoder, fps=fps)
+    if refiner is None:
+        if checkpoint is None:
+            raise PosefixError("a checkpoint is needed (--checkpoint)")
+        refiner = load_refiner(checkpoint, device=device, flip_test=flip_test, precision=precision)
+    seq = read_input_tracks(tracks, reader, format, frame_base, layout)
+    if seq.layout.name != refiner.layout.name:
+        raise CheckpointError(f"{checkpoint or 'refiner'}: the checkpoint refines {refiner.layout.name} poses but "
+                              f"{tracks} holds {seq.layout.name} poses; use a {seq.layout.name} checkpoint, or "
+                              f"--layout if the tracks file's layout was guessed wrong")
+    warnings = orientation_warnings(seq, reader.info.size, tracks)
+
+    run_id = run_hash({
+        "video": file_fingerprint(video),
+        "tracks": file_fingerprint(tracks, full=True),
+        "checkpoint": file_fingerprint(checkpoint) if checkpoint is not None else type(refiner).__name__,
+        "format": format, "frame_base": frame_base, "layout": layout, "decoder": decoder,
+        "flip_test": getattr(refiner, "flip_test", flip_test), "precision": precision,
+    })
+    jpath = journal_path(out)
+    if resume and jpath.exists():
+        journal = Journal.resume(jpath, run_id)
+    else:
+        if jpath.exists():
+            log.warning("%s: an earlier run's journal exists; starting again (pass resume=True / --resume to "
+                        "continue it)", jpath)
+        journal = Journal.create(jpath, run_id)
+    done_until = journal.done_until
+
+    encoder = None
+    if render is not None:
+        from posefix_video.video.encode import VideoEncoder
+
+        encoder = VideoEncoder(render, reader.info.fps or Fraction(25), reader.info.size)
+    previous = _previous_chunks(jpath, run_id) if (render is not None and done_until) else None
+
+    try:
+        decoded, passed, refined_count = _run(
+            reader, seq, refiner, journal, encoder, previous, done_until, batch_size, chunk_frames_max,
+            queue_frames, progress, on_chunk,
+        )
+        journal.close()
+        _check_frame_count(seq, decoded, tracks, video)
+        result = _assemble(seq, jpath, run_id, decoded)
+        if smooth != "none":
+            from posefix_video.smoothing import smooth_sequence
+
+            n = smooth_sequence(result, smooth, smooth_params)
+            log.info("smoothed %d records with %s", n, smooth)
+        if result.num_persons != seq.num_persons:
+            raise RuntimeError(f"{result.num_persons} persons in the output, {seq.num_persons} in the input")
+        from posefix_video.io import write_posetrack18
+
+        write_posetrack18(result, out, seq_name=seq_name, convert_coco=True,
+                          image_size=(reader.info.size[1], reader.info.size[0]))
+    except PosefixError:
+        # bad input found late (tracks past the end, frame-count mismatch): the journal is of no use
+        if encoder is not None:
+            encoder.abort()
+        journal.remove()
+        raise
+    except BaseException:
+        if encoder is not None:
+            encoder.abort()
+        journal.close()
+        raise
+    if encoder is not None:
+        encoder.close()
+    journal.remove()
+    return Summary(
+        output=out,
+        frames=decoded,
+        persons=seq.num_persons,
+        refined=refined_count,
+        passed_through=dict(passed),
+        resumed_frames=min(done_until, decoded),
+        seconds=time.perf_counter() - t0,
+        render=Path(render) if render is not None else None,
+        warnings=warnings,
+    )
+
+
+def _run(reader, seq, refiner, journal, encoder, previous, done_until, batch_size, chunk_frames_max,
+         queue_frames, progress, on_chunk) -> tuple[int, Counter, int]:
+    """The streaming loop. Returns (frames decoded, pass-through counts, persons refined) of the whole run,
+    including journaled chunks of an earlier run."""
+    import torch
+    from tqdm import tqdm
+
+    writer = _Writer(journal, encoder, seq.layout, seq, on_chunk)
+    writer.start()
+    stream = FrameStream(reader, max_queue=queue_frames)
+    passed: Counter = Counter()
+    refined_count = 0
+    device = str(getattr(refiner, "device", "cpu"))
+    pin = device.startswith("cuda")
+    bar = tqdm(total=reader.info.header_frames, unit="frame", disable=not progress, dynamic_ncols=True,
+               desc=reader.info.path[-40:])
+    t_start = time.perf_counter()
+    persons_done = 0
+    try:
+        for chunk in chunk_frames(stream, lambda f: len(seq.persons_in(f)), batch_size, chunk_frames_max,
+                                  done_until):
+            if writer.error is not None:
+                raise writer.error
+            if chunk.done:
+                if encoder is not None:
+                    records = previous.take(chunk.start, chunk.stop)
+                    writer.queue.put((chunk, records, None, True))
+            else:
+                records = [p for f in range(chunk.start, chunk.stop) for p in seq.persons_in(f)]
+                counts: Counter = Counter()
+                out_records: list[PersonRecord] = []
+                if records:
+                    # one host->device transfer per chunk; frames stay uint8 until the device
+                    frames = torch.from_numpy(np.stack(chunk.frames))
+                    if pin:
+                        frames = frames.pin_memory()
+                    out_records, counts = refiner.refine_records(frames, records, frame_offset=chunk.start)
+                    out_records = list(out_records)
+                    if len(out_records) != len(records):
+                        raise RuntimeError(f"the refiner returned {len(out_records)} records for {len(records)}")
+                passed.update(counts)
+                refined_count += len(records) - sum(counts.values())
+                persons_done += len(records)
+                if encoder is None:
+                    chunk.frames = []  # the writer does not need the pixels
+                writer.queue.put((chunk, out_records, counts, False))
+            bar.update(chunk.stop - chunk.start)
+            dt = max(time.perf_counter() - t_start, 1e-9)
+            bar.set_postfix(persons_s=f"{persons_done / dt:.1f}", refresh=False)
+    finally:
+        writer.queue.put(None)
+        writer.join()
+        bar.close()
+        stream.close()
+    if writer.error is not None:
+        raise writer.error
+    if done_until:
+        for chunk in read_journal(journal.path, journal.run_id):
+            if chunk.stop > done_until:
+                break
+            passed.update(chunk.passed)
+            refined_count += len(chunk.records) - sum(chunk.passed.values())
+    return stream.count, passed, refined_count
+
+
+def _check_frame_count(seq: PoseSequence, decoded: int, tracks: Path, video: Path) -> None:
+    if decoded == 0:
+        raise InputError(video, "no frame could be decoded")
+    if seq.last_frame >= decoded:
+        first_beyond = min(f for f, p in seq.frames.items() if p and f >= decoded)
+        raise InputError(tracks, f"tracks go beyond the end of the video: the last decoded frame is {decoded - 1} "
+                         f"({decoded} frames in {video}), but the tracks have persons on frame {first_beyond} "
+                         f"(and up to {seq.last_frame}); check --frame-base, or the video is truncated")
+    if seq.images is not None and len(seq.images) != decoded:
+        raise InputError(tracks, f"the file lists {len(seq.images)} images but {video} has {decoded} frames; "
+                         "poseval needs one entry per frame")
+    if seq.num_frames is not None and seq.num_frames != decoded:
+        log.warning("%s: the tracks file speaks of %d frames, %d were decoded from %s; the output lists %d",
+                    tracks, seq.num_frames, decoded, video, decoded)
+
+
+def _assemble(seq: PoseSequence, jpath: Path, run_id: str, decoded: int) -> PoseSequence:
+    """The output sequence from the journal (input metadata kept, every decoded frame listed)."""
+    result = PoseSequence(name=seq.name, layout=seq.layout, num_frames=decoded, images=seq.images,
+                          image_ids=seq.image_ids, file_names=seq.file_names, source_format=seq.source_format,
+                          meta=seq.meta)
+    covered = 0
+    for chunk in read_journal(jpath, run_id):
+        for record in chunk.records:
+            result.add(record)
+        covered = chunk.stop
+    if covered != decoded:
+        raise RuntimeError(f"{jpath}: journal covers {covered} frames, {decoded} decoded")
+    return result
