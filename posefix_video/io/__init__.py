@@ -1,5 +1,12 @@
-"""Readers of tracker/pose outputs into `PoseSequence`s, and the PoseTrack18 and COCO-results writers."""
+"""Readers of tracker/pose outputs into `PoseSequence`s, and the PoseTrack18, COCO-results and CSV writers.
 
+`read_tracks(path, format="auto", frame_base="auto", layout=None, num_frames=None)` is the one entry point for
+input; docs/formats.md lists the formats, their detection and the frame-base rules.
+"""
+
+from posefix_video.io.coco_results import read_keypoint_results, write_coco_results
+from posefix_video.io.csv_tracks import read_csv_tracks, write_csv_tracks
+from posefix_video.io.posetrack17 import read_posetrack17
 from posefix_video.io.posetrack18 import (
     coco_to_posetrack18,
     is_poseval_seq_name,
@@ -7,11 +14,20 @@ from posefix_video.io.posetrack18 import (
     synthesize_images,
     write_posetrack18,
 )
+from posefix_video.io.read import FORMATS, detect_format, read_tracks
 
 __all__ = [
+    "FORMATS",
     "coco_to_posetrack18",
+    "detect_format",
     "is_poseval_seq_name",
+    "read_csv_tracks",
+    "read_keypoint_results",
+    "read_posetrack17",
     "read_posetrack18",
+    "read_tracks",
     "synthesize_images",
+    "write_coco_results",
+    "write_csv_tracks",
     "write_posetrack18",
 ]

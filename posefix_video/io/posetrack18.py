@@ -93,7 +93,8 @@ def read_posetrack18(path: str | os.PathLike, data: dict[str, Any] | None = None
         if video not in videos:
             videos.append(video)
     if len(videos) > 1:
-        raise InputError(path, f"holds {len(videos)} videos ({', '.join(videos[:4])}...); PoseTrack 2018 files hold "
+        shown = ", ".join(videos[:4]) + (", ..." if len(videos) > 4 else "")
+        raise InputError(path, f"holds {len(videos)} videos ({shown}); PoseTrack 2018 files hold "
                          "one video each (poseval reads only the first): split the file per video")  # fmt: skip
 
     seq = PoseSequence(

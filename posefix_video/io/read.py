@@ -1,0 +1,145 @@
+"""`read_tracks`: one entry point for every supported input, the format told by the file's content.
+
+Detection (docs/formats.md): JSON object with `annolist` -> PoseTrack 2017; with `images` and `annotations` ->
+PoseTrack 2018; JSON list of entries with `keypoints` -> AlphaPose when an entry has `idx` or `box`, else COCO
+keypoint results; list of entries with `bbox` and no `keypoints` -> COCO detections (refused: boxes only); text
+with 53 comma fields (or a header) -> CSV; text with 6-10 fields per line -> MOTChallenge (refused: boxes only).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from posefix_video.errors import InputError
+from posefix_video.io.checks import parse_json, read_text
+from posefix_video.io.coco_results import read_keypoint_results
+from posefix_video.io.csv_tracks import NUM_COLUMNS, data_lines, read_csv_tracks
+from posefix_video.io.posetrack17 import read_posetrack17
+from posefix_video.io.posetrack18 import read_posetrack18
+from posefix_video.keypoints import KeypointLayout, get_layout
+from posefix_video.records import PoseSequence
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("auto", "posetrack18", "posetrack17", "coco", "alphapose", "csv")
+_POSE_FORMATS = "PoseTrack 2018 or 2017 JSON, COCO keypoint results JSON, AlphaPose JSON, or the posefix CSV"
+
+
+def _boxes_only(path, what: str) -> InputError:
+    return InputError(path, f"holds person boxes only ({what}); PoseFix refines poses, not boxes. Give a file with "
+                      f"keypoints: {_POSE_FORMATS} (docs/formats.md), e.g. from a pose estimator run on these "
+                      "boxes")  # fmt: skip
+
+
+def detect_format(path: str | os.PathLike, text: str) -> tuple[str, Any]:
+    """(format name, parsed JSON or None) of a file's text; refuses box-only and unknown content."""
+    head = text.lstrip()[:1]
+    if head in ("{", "["):
+        data = parse_json(path, text)
+        return _json_format(path, data), data
+    lines = data_lines(text)
+    fields = lines[0][1]
+    if len(fields) == 1 and len(lines[0][1][0].split()) > 1:
+        fields = lines[0][1][0].split()  # whitespace-separated MOT
+    numeric = all(_is_number(f) for f in fields)
+    if not numeric and len(fields) == NUM_COLUMNS:
+        return "csv", None
+    if numeric and 6 <= len(fields) <= 10:
+        raise _boxes_only(path, f"MOTChallenge text, {len(fields)} fields per line: frame, id, box, ...")
+    if numeric and len(fields) > 10 or str(path).lower().endswith(".csv"):
+        return "csv", None  # the CSV reader names the line with the wrong column count
+    raise InputError(path, f"unknown format: not JSON, and the first line has {len(fields)} fields (the CSV format "
+                     f"has {NUM_COLUMNS}); supported: {_POSE_FORMATS}")  # fmt: skip
+
+
+def _json_format(path, data: Any) -> str:
+    if isinstance(data, dict):
+        if "annolist" in data:
+            return "posetrack17"
+        if "images" in data and "annotations" in data:
+            return "posetrack18"
+        keys = ", ".join(list(data)[:6])
+        raise InputError(path, f"unknown JSON format: an object with keys {keys}; supported: {_POSE_FORMATS}")
+    if not isinstance(data, list):
+        raise InputError(path, f"unknown JSON format: a {type(data).__name__}; supported: {_POSE_FORMATS}")
+    entries = [e for e in data if isinstance(e, dict)]
+    if not entries:
+        if not data:
+            return "coco"  # an empty results list: no persons
+        raise InputError(path, f"unknown JSON format: a list of {type(data[0]).__name__}; supported: {_POSE_FORMATS}")
+    if any("keypoints" in e for e in entries):
+        return "alphapose" if any("idx" in e or "box" in e for e in entries) else "coco"
+    if all("bbox" in e for e in entries):
+        return _raise(_boxes_only(path, "COCO detection results: image_id, bbox, score, no keypoints"))
+    if "instances" in entries[0]:
+        raise InputError(path, f"looks like mmpose inferencer output (`instances`), which is not supported; "
+                         f"supported: {_POSE_FORMATS}")  # fmt: skip
+    raise InputError(path, f"unknown JSON format: list entries with keys {', '.join(list(entries[0])[:6])}; "
+                     f"supported: {_POSE_FORMATS}")  # fmt: skip
+
+
+def _raise(err: Exception):
+    raise err
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_tracks(
+    path: str | os.PathLike,
+    format: str = "auto",
+    frame_base: int | str = "auto",
+    layout: str | KeypointLayout | None = None,
+    num_frames: int | None = None,
+) -> PoseSequence:
+    """Reads any supported tracker/pose output into a PoseSequence, every record validated.
+
+    Args:
+        path: the input file.
+        format: "auto" (by content) or one of "posetrack18", "posetrack17", "coco", "alphapose", "csv".
+        frame_base: 0, 1 or "auto" for formats that carry frame numbers (CSV, COCO results, AlphaPose); auto
+            decides and logs a warning saying what it chose and why. PoseTrack files ignore it (frames are
+            positions in the file's image list).
+        layout: layout of COCO-style formats (COCO results, AlphaPose, CSV): "coco17" (default) or "posetrack18".
+            PoseTrack files carry their own layout; a different `layout` is refused.
+        num_frames: the video's frame count, when known: used by the frame base rule and the range check.
+
+    Raises:
+        InputError: unreadable, malformed, box-only or unknown input; the message names the file, the record and
+            the problem.
+    """
+    if format not in FORMATS:
+        raise InputError(path, f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    if isinstance(layout, str):
+        try:
+            layout = get_layout(layout)
+        except ValueError as err:
+            raise InputError(path, str(err)) from None
+    text = read_text(path)
+    if format == "auto":
+        format, data = detect_format(path, text)
+        log.info("%s: detected format %s", os.fspath(path), format)
+    else:
+        data = parse_json(path, text) if format != "csv" else None
+    if format == "csv":
+        seq = read_csv_tracks(path, text, frame_base=frame_base, layout=layout, num_frames=num_frames)
+    elif format in ("coco", "alphapose"):
+        seq = read_keypoint_results(path, data, flavor=format, frame_base=frame_base, layout=layout,
+                                    num_frames=num_frames)  # fmt: skip
+    else:
+        seq = read_posetrack18(path, data) if format == "posetrack18" else read_posetrack17(path, data)
+        if layout is not None and layout.name != seq.layout.name:
+            raise InputError(path, f"the file's keypoints are in the {seq.layout.name} layout, not {layout.name}")
+        if num_frames is not None and num_frames != seq.num_frames:
+            log.warning("%s: the file lists %d frames, the video has %d; frames are paired by position",
+                        os.fspath(path), seq.num_frames, num_frames)  # fmt: skip
+    log.info("%s: %d persons on %d frames (%s)", os.fspath(path), seq.num_persons, len(seq.frames), format)
+    return seq
+
