@@ -15,31 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def bilinear_onehot(coords_cells: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """The bilinear one-hot target over the four cells around each point.
-
-    Points are clamped to the map first, so a point on (or beyond) the right/bottom border puts its whole weight on
-    the last cell instead of indexing one past it (the reference crashes on CPU there, issue #8). Every map sums to 1.
-
-    Args:
-        coords_cells: (..., 2) float (x, y) in heatmap cells.
-        h, w: map size; both at least 2.
-
-    Returns:
-        (..., h * w) float32 target, flattened row-major (index y * w + x).
-    """
-    x = coords_cells[..., 0].float().clamp(0, w - 1)
-    y = coords_cells[..., 1].float().clamp(0, h - 1)
-    # x0 <= w-2 keeps x0+1 on the map; then fx = 1 exactly when x sits on the last column.
-    x0 = x.floor().clamp(max=w - 2)
-    y0 = y.floor().clamp(max=h - 2)
-    fx, fy = x - x0, y - y0
-    x0l, y0l = x0.long(), y0.long()
-    idx = torch.stack([y0l * w + x0l, y0l * w + x0l + 1, (y0l + 1) * w + x0l, (y0l + 1) * w + x0l + 1], dim=-1)
-    wts = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], dim=-1)
-    target = torch.zeros(*x.shape, h * w, dtype=torch.float32, device=coords_cells.device)
-    return target.scatter_add_(-1, idx, wts)
+from posefix_video.heatmaps import bilinear_target, soft_argmax
 
 
 class PoseFixLoss(nn.Module):
@@ -75,16 +51,13 @@ class PoseFixLoss(nn.Module):
         valid = target_valid.float()
         if self.joint_mask is not None:
             valid = valid * self.joint_mask
-        target = bilinear_onehot(target_cells, h, w)
+        # invalid joints may carry NaN/garbage coordinates: zero them so that 0 * NaN cannot poison the mean
+        target_cells = torch.where(valid[..., None] > 0, target_cells.float(), torch.zeros((), device=logits.device))
+        # bilinear_target clamps points onto the map, so border joints never index past it (reference issue #8)
+        target = bilinear_target(target_cells, h, w)
         heatmap = (-(target * logp).sum(-1) * valid).mean()
-
-        # Soft-argmax from the same softmax (one softmax for both terms).
-        prob = logp.exp()
-        xs = torch.arange(w, device=logits.device, dtype=torch.float32)
-        ys = torch.arange(h, device=logits.device, dtype=torch.float32)
-        prob2 = prob.reshape(b, j, h, w)
-        pred = torch.stack([(prob2.sum(2) * xs).sum(-1), (prob2.sum(3) * ys).sum(-1)], dim=-1)
-        coord = ((pred - target_cells.float()).abs() * valid[..., None]).mean()
+        pred, _ = soft_argmax(logits)  # the inference decoder, so training optimises what the Refiner outputs
+        coord = ((pred - target_cells).abs() * valid[..., None]).mean()
 
         loss = self.heatmap_weight * heatmap + self.coord_weight * coord
         return {"loss": loss, "heatmap": heatmap, "coord": coord, "pred_cells": pred.detach()}

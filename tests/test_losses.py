@@ -3,7 +3,8 @@ import math
 import torch
 from torch import nn
 
-from posefix_video.losses import PoseFixLoss, bilinear_onehot, conv_l2_penalty
+from posefix_video.heatmaps import bilinear_target
+from posefix_video.losses import PoseFixLoss, conv_l2_penalty
 
 H, W = 8, 6
 
@@ -16,7 +17,7 @@ def _peaked_logits(center: torch.Tensor, sharpness: float = 2.0) -> torch.Tensor
 
 
 def test_bilinear_target_weights_by_hand():
-    t = bilinear_onehot(torch.tensor([[2.25, 3.5]]), H, W).reshape(H, W)
+    t = bilinear_target(torch.tensor([[[2.25, 3.5]]]), H, W).reshape(H, W)
     expected = torch.zeros(H, W)
     expected[3, 2] = 0.75 * 0.5
     expected[3, 3] = 0.25 * 0.5
@@ -27,7 +28,7 @@ def test_bilinear_target_weights_by_hand():
 
 def test_border_targets_stay_on_the_map():
     pts = torch.tensor([[W - 1.0, H - 1.0], [W - 1.0, 0.0], [0.0, H - 1.0], [W - 0.5, 2.0], [-0.7, -3.0]])
-    t = bilinear_onehot(pts, H, W).reshape(-1, H, W)
+    t = bilinear_target(pts[None], H, W).reshape(-1, H, W)
     assert torch.allclose(t.sum((1, 2)), torch.ones(len(pts)))
     assert t[0, H - 1, W - 1] == 1.0  # exactly on the last cell: all weight there
     assert t[1, 0, W - 1] == 1.0
@@ -105,3 +106,11 @@ def test_conv_l2_penalty_decays_only_conv_kernels():
     m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ConvTranspose2d(2, 1, 2))
     expected = 0.5 * 1e-2 * (m[0].weight.pow(2).sum() + m[2].weight.pow(2).sum())
     assert torch.allclose(conv_l2_penalty(m, 1e-2), expected)
+
+
+def test_nan_coordinates_of_invalid_joints_do_not_poison_the_loss():
+    logits = torch.randn(1, 2, H, W)
+    tgt = torch.tensor([[[2.0, 3.0], [float("nan"), float("nan")]]])
+    out = PoseFixLoss()(logits, tgt, torch.tensor([[True, False]]))
+    ref = PoseFixLoss()(logits, torch.tensor([[[2.0, 3.0], [0.0, 0.0]]]), torch.tensor([[True, False]]))
+    assert torch.isfinite(out["loss"]) and torch.equal(out["loss"], ref["loss"])
