@@ -334,7 +334,8 @@ def fit(*, model: nn.Module, criterion: Criterion, train_set: Dataset, prepare: 
         seed: int = 0, num_workers: int = 0, autocast_dtype: torch.dtype | None = None,
         extra_loss: Callable[[nn.Module], torch.Tensor] | None = None, grad_clip: float = 0.0,
         sync_bn: bool = False, model_entry: Callable[[nn.Module], dict[str, Any]] | None = None,
-        config: dict[str, Any] | None = None, validate: Callable[[nn.Module, Path, int], dict[str, float]] | None = None,
+        config: dict[str, Any] | None = None,
+        validate: Callable[[nn.Module, Path, int], dict[str, float]] | None = None,
         validate_every: int = 0, resume: bool = False, log_every: int = 50, keep_every: int = 0,
         flops_example: torch.Tensor | None = None, collate_fn: Callable | None = None) -> dict[str, Any]:
     """Trains `model` for `epochs` epochs with Adam and a MultiStepLR schedule; checkpoints every epoch.

@@ -5,8 +5,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from posefix_video.engine import (DistInfo, MetricsLog, TrainingDiverged, fit, load_training_checkpoint,
-                                  train_one_epoch)
+from posefix_video.engine import DistInfo, MetricsLog, TrainingDiverged, fit, load_training_checkpoint, train_one_epoch
 from posefix_video.errors import CheckpointError
 from posefix_video.losses import conv_l2_penalty
 
