@@ -93,27 +93,22 @@ def resolve_device(device: str) -> str:
 
 
 def load_refiner(checkpoint: str | os.PathLike, device: str = "auto", flip_test: bool = True,
-                 precision: str = "auto") -> Any:
-    """A `Refiner` from a checkpoint file (checked to exist first, so the message names it)."""
+                 precision: str = "auto", batch_size: int = 64) -> Any:
+    """A `Refiner` from a checkpoint file (checked to exist first, so the message names it). Its forward batch
+    holds `batch_size` persons (twice the crops with the flip test), so one chunk is one forward pass."""
     if not Path(checkpoint).is_file():
         raise CheckpointError(f"{os.fspath(checkpoint)}: no such checkpoint file")
     from posefix_video.refiner import Refiner
 
     return Refiner.from_checkpoint(checkpoint, device=resolve_device(device), flip_test=flip_test,
-                                   precision=precision)
+                                   precision=precision, batch_size=max(2, batch_size * (2 if flip_test else 1)))
 
 
 def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base: int | str,
                       layout: str | None) -> PoseSequence:
     """Reads the tracks file. The frame count is passed to the reader only where it is exact (frame folders);
     a container's header count can be wrong, so for video files the range check happens after decoding."""
-    try:
-        from posefix_video.io import read_tracks
-    except ImportError:  # the multi-format reader is not merged yet: PoseTrack18 input only
-        from posefix_video.io import read_posetrack18
-
-        def read_tracks(path, format="auto", frame_base="auto", layout=None, num_frames=None):  # noqa: ARG001
-            return read_posetrack18(path)
+    from posefix_video.io import read_tracks
 
     if not tracks.is_file():
         raise InputError(tracks, "no such tracks file")
@@ -280,7 +275,8 @@ def refine_video(
     if refiner is None:
         if checkpoint is None:
             raise PosefixError("a checkpoint is needed (--checkpoint)")
-        refiner = load_refiner(checkpoint, device=device, flip_test=flip_test, precision=precision)
+        refiner = load_refiner(checkpoint, device=device, flip_test=flip_test, precision=precision,
+                               batch_size=batch_size)
     seq = read_input_tracks(tracks, reader, format, frame_base, layout)
     if seq.layout.name != refiner.layout.name:
         raise CheckpointError(f"{checkpoint or 'refiner'}: the checkpoint refines {refiner.layout.name} poses but "
@@ -439,6 +435,17 @@ def _check_frame_count(seq: PoseSequence, decoded: int, tracks: Path, video: Pat
                     tracks, seq.num_frames, decoded, video, decoded)
 
 
+def _with_scores(record: PersonRecord) -> PersonRecord:
+    """Inputs without per-joint scores (PoseTrack GT has `scores: []`) get the refiner's heatmap confidence, or 1
+    for present joints of persons passed through: poseval needs 17 scores per person to rank joints for AP."""
+    if record.scores is not None:
+        return record
+    conf = record.extra.get("posefix_confidence")
+    scores = np.asarray(conf, dtype=np.float64) if conf is not None else record.present.astype(np.float64)
+    record.scores = np.where(record.present, scores, 0.0)
+    return record
+
+
 def _assemble(seq: PoseSequence, jpath: Path, run_id: str, decoded: int) -> PoseSequence:
     """The output sequence from the journal (input metadata kept, every decoded frame listed)."""
     result = PoseSequence(name=seq.name, layout=seq.layout, num_frames=decoded, images=seq.images,
@@ -447,7 +454,7 @@ def _assemble(seq: PoseSequence, jpath: Path, run_id: str, decoded: int) -> Pose
     covered = 0
     for chunk in read_journal(jpath, run_id):
         for record in chunk.records:
-            result.add(record)
+            result.add(_with_scores(record))
         covered = chunk.stop
     if covered != decoded:
         raise RuntimeError(f"{jpath}: journal covers {covered} frames, {decoded} decoded")
