@@ -222,3 +222,28 @@ def random_people(
         proj = sk.project(shape, pose, height_px=tall, x=x, ground_y=ground)
         persons.append(Person(track_id=i, shape=shape, look=rd.Appearance.random(rng), proj=proj, kind=kind))
     return persons
+
+
+def draw_truth(image: np.ndarray, truths: list[PersonTruth]) -> None:
+    """Marks COCO ground truth on a BGR image: visible joints green, occluded red, limbs from the COCO edges."""
+    from posefix_video.keypoints import COCO17
+
+    for t in truths:
+        kp = t.coco
+        for a, b in COCO17.edges:
+            if kp[a, 2] > 0 and kp[b, 2] > 0:
+                cv2.line(image, tuple(int(v) for v in kp[a, :2]), tuple(int(v) for v in kp[b, :2]), (255, 255, 255),
+                         1, cv2.LINE_AA)  # fmt: skip
+        for x, y, v in kp:
+            if v > 0:
+                cv2.circle(image, (int(x), int(y)), 2, (0, 220, 0) if v == 2 else (0, 0, 255), -1, cv2.LINE_AA)
+
+
+def contact_sheet(images: list[np.ndarray], columns: int = 3, tile_width: int = 320) -> np.ndarray:
+    """A grid of `images` (each (H, W, 3) uint8, same size) scaled to `tile_width`; empty cells are black."""
+    h, w = images[0].shape[:2]
+    th = int(round(h * tile_width / w))
+    tiles = [cv2.resize(im, (tile_width, th), interpolation=cv2.INTER_AREA) for im in images]
+    rows = (len(tiles) + columns - 1) // columns
+    tiles += [np.zeros_like(tiles[0])] * (rows * columns - len(tiles))
+    return np.vstack([np.hstack(tiles[r * columns : (r + 1) * columns]) for r in range(rows)])
