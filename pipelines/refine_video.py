@@ -1,0 +1,107 @@
+"""Refine the poses of any tracker's output on a video with PoseFix and write PoseTrack 2018 JSON.
+
+    python -m pipelines.refine_video clip.mp4 tracks.json --checkpoint posefix.pt [-o refined.json]
+
+See docs/refine_video.md for every option, input orientation, frame bases, resume, rendering and smoothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from posefix_video.errors import PosefixError
+from posefix_video.smoothing import SMOOTHERS
+from posefix_video.video.decoders import DECODERS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m pipelines.refine_video",
+        description="Refine every person of a tracker's output on the frames of a video with a PoseFix checkpoint "
+        "and write a PoseTrack 2018 JSON file that poseval accepts as it is. Frames are decoded in order in a "
+        "background thread, persons of many frames share one network batch, and results are journaled to disk "
+        "as the run goes (an interrupted run continues with --resume).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("video", help="video file (mp4, avi, mov, ...) or a folder of numbered frames (000000.jpg, ...)")
+    p.add_argument("tracks", help="tracker output: PoseTrack18/17 JSON, COCO keypoint results, AlphaPose JSON or "
+                   "CSV, in the displayed orientation of the video (what a player shows)")
+    p.add_argument("--checkpoint", required=True, help="posefix checkpoint (.pt); its keypoint layout must match "
+                   "the tracks'")
+    p.add_argument("-o", "--out", default=None, help="output PoseTrack18 JSON (default: <tracks_stem>_refined.json "
+                   "beside the tracks file; the tracks file is never overwritten)")
+    p.add_argument("--format", default="auto", help="tracks format: auto, posetrack18, posetrack17, coco, "
+                   "alphapose, csv")
+    p.add_argument("--frame-base", default="auto", choices=["auto", "0", "1"], help="whether the tracks number "
+                   "frames from 0 or 1 (auto decides and logs why; PoseTrack files ignore it)")
+    p.add_argument("--layout", default=None, choices=["coco17", "posetrack18"], help="keypoint layout of COCO-style "
+                   "tracks (COCO results, AlphaPose, CSV); default coco17")
+    p.add_argument("--batch-size", type=int, default=64, help="persons per network batch; crops of consecutive "
+                   "frames fill one batch")
+    p.add_argument("--chunk-frames", type=int, default=32, help="frames per batch at most (bounds memory when "
+                   "frames hold few persons)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:N")
+    p.add_argument("--no-flip", action="store_true", help="skip the flip test (about 2x faster, slightly less "
+                   "accurate)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="network precision "
+                   "(auto: bf16 on CUDA, fp32 on CPU)")
+    p.add_argument("--decoder", default="decord", choices=DECODERS, help="video decoder; all three return the "
+                   "same pixels in the displayed orientation. pyav uses the least memory")
+    p.add_argument("--fps", type=float, default=None, help="frame rate of a frame folder for --render (default "
+                   "25); video files use their container's exact rate")
+    p.add_argument("--render", default=None, metavar="OUT.mp4", help="also write an H.264 video with the input "
+                   "(thin grey) and refined (coloured by track) skeletons")
+    p.add_argument("--smooth", default="none", choices=SMOOTHERS, help="per-track temporal filter after "
+                   "refinement (off for PoseTrack evaluation)")
+    p.add_argument("--smooth-window", type=int, default=7, help="savgol: window in frames (odd)")
+    p.add_argument("--smooth-order", type=int, default=2, help="savgol: polynomial order")
+    p.add_argument("--min-cutoff", type=float, default=0.1, help="oneeuro: cut-off at rest, cycles per frame "
+                   "(lower smooths more)")
+    p.add_argument("--beta", type=float, default=0.02, help="oneeuro: cut-off increase per px/frame of speed "
+                   "(higher lags less on fast motion)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its journal "
+                   "(<out>.partial.jsonl), if it was made with the same inputs and options")
+    p.add_argument("--seq-name", default=None, help="sequence name for image entries of non-PoseTrack tracks; "
+                   "must be poseval-parsable, e.g. 000001_mpiinew_test")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log details (format and frame base detection, "
+                   "chunking)")
+    return p
+
+
+def smooth_params(args: argparse.Namespace):
+    from posefix_video.smoothing import OneEuroParams, SavgolParams
+
+    if args.smooth == "savgol":
+        return SavgolParams(window=args.smooth_window, order=args.smooth_order)
+    if args.smooth == "oneeuro":
+        return OneEuroParams(min_cutoff=args.min_cutoff, beta=args.beta)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from posefix_video.refine_video import refine_video
+
+    try:
+        summary = refine_video(
+            args.video, args.tracks, args.checkpoint, args.out,
+            format=args.format, frame_base=args.frame_base if args.frame_base == "auto" else int(args.frame_base),
+            layout=args.layout, batch_size=args.batch_size, chunk_frames_max=args.chunk_frames, device=args.device,
+            flip_test=not args.no_flip, precision=args.precision, decoder=args.decoder, fps=args.fps,
+            render=args.render, smooth=args.smooth, smooth_params=smooth_params(args), resume=args.resume,
+            seq_name=args.seq_name, progress=not args.no_progress,
+        )  # fmt: skip
+    except PosefixError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(summary, file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
