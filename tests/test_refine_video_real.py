@@ -160,3 +160,22 @@ def test_sigkill_then_resume_matches_uninterrupted(checkpoint, tmp_path):
     assert "from the journal" in r.stderr
     assert json.loads(out.read_text()) == json.loads((tmp_path / "full.json").read_text())
     assert not journal.exists()
+
+
+def test_refine_posetrack_shards_videos(shared_data, checkpoint, tmp_path, monkeypatch):
+    from pipelines import refine_posetrack
+
+    root = shared_data / "posetrack18_mmpose"
+    args = ["--frames-root", str(root / "images" / "val"), "--pred-dir", str(root / "annotations" / "val"),
+            "--out-dir", str(tmp_path), "--checkpoint", str(checkpoint), "--device", "cpu", "--no-progress"]
+    names = sorted(p.name for p in (root / "annotations" / "val").glob("*.json"))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert refine_posetrack.main(args) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == names[1::2]
+    monkeypatch.setenv("RANK", "0")
+    assert refine_posetrack.main(args) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == names
+    for name in names:
+        check_poseval_shape(tmp_path / name, 1)
+    assert refine_posetrack.main([*args[:4], "--out-dir", str(root / "annotations" / "val"), *args[6:]]) == 2
