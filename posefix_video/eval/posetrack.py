@@ -238,7 +238,7 @@ def evaluate_posetrack(gt_paths: list[str | os.PathLike], pred_paths: list[str |
     result = combine(stats, tracking)
     result.notes = notes
     for note in notes:
-        log.warning(note)
+        log.info(note)  # also in result.notes; the CLI prints those
     if per_sequence:
         result.per_sequence = {name: combine([s], tracking) for name, s in zip(names, stats)}
     return result
