@@ -129,6 +129,7 @@ def test_cli_bad_input_exit_2(shared_data, checkpoint, tmp_path):
     assert not (tmp_path / "t_refined.json").exists()
 
 
+@pytest.mark.slow  # about 20 s on 2 cores; the in-process interrupt test covers resume by default
 def test_sigkill_then_resume_matches_uninterrupted(checkpoint, tmp_path):
     from tests.test_refine_video import write_clip
 
