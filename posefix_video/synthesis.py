@@ -152,7 +152,6 @@ def _build_pairs(P: np.ndarray, O: np.ndarray, bands: dict, d50: np.ndarray, num
     layout += [(MISS, k, others[k], True, k > 0) for k in range(K)]
     layout += [(INVERSION, inv, others[inv], False, False)]
     layout += [(SWAP, k, swap_cons, False, False) for k in swap_centres]
-    T = len(layout)
     etype = np.array([t for t, *_ in layout])
     cand = np.array([k for _, k, *_ in layout])
     cons = np.stack([c for _, _, c, _, _ in layout])  # (T, K)

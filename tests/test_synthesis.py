@@ -33,7 +33,8 @@ def test_ks_radius_matches_hand_computation():
     r = ks_radius(0.5, np.array([1e4]), COCO17.sigma_array)
     assert r[0, 5] == pytest.approx(15.8 * 1.1774100225, rel=1e-9)
     assert ks_radius(0.1, np.array([1e4]), COCO17.sigma_array)[0, 0] == pytest.approx(5.2 * 2.1459660263, rel=1e-9)
-    assert ks_radius(0.85, np.array([4e4]), COCO17.sigma_array)[0, 11] == pytest.approx(0.214 * 200 * 0.5700877, 1e-6)
+    hip85 = ks_radius(0.85, np.array([4e4]), COCO17.sigma_array)[0, 11]
+    assert hip85 == pytest.approx(0.214 * 200 * np.sqrt(-2 * np.log(0.85)), rel=1e-9)
 
 
 def test_nominal_table_values():
