@@ -58,9 +58,9 @@ def crop_boxes(
     """
     keypoints = np.asarray(keypoints, dtype=np.float64).reshape(-1, layout.num_joints, 2)
     usable = geometry.usable_joints(keypoints, present, layout.ignored)
-    boxes = geometry.box_from_keypoints(keypoints, usable)
     H, W = input_hw
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # absurd coordinates overflow: caught as degenerate below
+        boxes = geometry.box_from_keypoints(keypoints, usable)
         centre, size = geometry.crop_box(boxes, aspect=W / H)
         finite = np.isfinite(centre).all(-1) & np.isfinite(size).all(-1) & (size > 0).all(-1)
     has_joints = usable.any(-1)
