@@ -74,7 +74,13 @@ def read_csv_tracks(
         if fields[1] != "":
             tid = int(_number(path, where, fields[1], "track_id", integer=True))
             tid = None if tid == -1 else tid
-        values = np.array([_number(path, where, f, CSV_HEADER[2 + i]) for i, f in enumerate(fields[2:])])
+        try:  # one numpy conversion per line; the per-field pass below only runs to name a bad field
+            values = np.array(fields[2:], dtype=np.float64)
+            ok = bool(np.isfinite(values).all())
+        except ValueError:
+            ok = False
+        if not ok:
+            values = np.array([_number(path, where, f, CSV_HEADER[2 + i]) for i, f in enumerate(fields[2:])])
         rows.append((where, frame, tid, values))
     base = resolve_frame_base(path, (r[1] for r in rows), frame_base, num_frames)
     seq = PoseSequence(name=Path(path).stem, layout=layout, num_frames=num_frames, source_format="csv",
