@@ -108,36 +108,36 @@ def draw_person(
     items.append((torso_depth, 100, ("torso",)))
     items.append((float(depth[sk.HEAD_CENTRE]) + 2 * bias, 101, ("head",)))
     items.sort(key=lambda t: (t[0], t[1]))
+    fx = [tuple(v) for v in _fx(xy).tolist()]  # fixed-point once per person: cv2 wants int tuples
     for _, _, item in items:
         if item[0] == "capsule":
             part, a, b, frac, key = _CAPSULES[item[1]]
-            _draw_limb(image, labels, xy, part, a, b, max(2, int(round(frac * h))), look, key, base, h)
+            _draw_limb(image, labels, fx, part, a, b, max(2, int(round(frac * h))), look, key, base, h)
         elif item[0] == "torso":
             _draw_torso(image, labels, xy, look, base)
         else:
             _draw_head(image, labels, proj, shape, look, base)
 
 
-def _draw_limb(image, labels, xy, part, a, b, thick, look, key, base, h) -> None:
-    pa, pb = _fx(xy[a]), _fx(xy[b])
+def _draw_limb(image, labels, fx, part, a, b, thick, look, key, base, h) -> None:
+    pa, pb = fx[a], fx[b]
     colour = look.part_colour(key)
-    cv2.line(image, tuple(pa), tuple(pb), colour, thick, cv2.LINE_AA, _SHIFT)
-    cv2.line(labels, tuple(pa), tuple(pb), base + part, thick, cv2.LINE_8, _SHIFT)
+    cv2.line(image, pa, pb, colour, thick, cv2.LINE_AA, _SHIFT)
+    cv2.line(labels, pa, pb, base + part, thick, cv2.LINE_8, _SHIFT)
     # Hands and feet belong to the forearm / shin parts (a wrist or ankle on them is visible).
     if part in (L_FOREARM, R_FOREARM):
-        hand = sk.L_HAND if part == L_FOREARM else sk.R_HAND
+        ph = fx[sk.L_HAND if part == L_FOREARM else sk.R_HAND]
         r = max(1, int(round(0.028 * h)))
-        ph = _fx(xy[hand])
-        cv2.circle(image, tuple(ph), r, look.skin, -1, cv2.LINE_AA, _SHIFT)
-        cv2.circle(labels, tuple(ph), r, base + part, -1, cv2.LINE_8, _SHIFT)
-        cv2.line(image, tuple(pb), tuple(ph), look.skin, max(2, int(round(0.04 * h))), cv2.LINE_AA, _SHIFT)
-        cv2.line(labels, tuple(pb), tuple(ph), base + part, max(2, int(round(0.04 * h))), cv2.LINE_8, _SHIFT)
-    elif part in (L_SHIN, R_SHIN):
-        toe = sk.L_TOE if part == L_SHIN else sk.R_TOE
-        pt = _fx(xy[toe])
         t = max(2, int(round(0.04 * h)))
-        cv2.line(image, tuple(pb), tuple(pt), look.shoes, t, cv2.LINE_AA, _SHIFT)
-        cv2.line(labels, tuple(pb), tuple(pt), base + part, t, cv2.LINE_8, _SHIFT)
+        cv2.circle(image, ph, r, look.skin, -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(labels, ph, r, base + part, -1, cv2.LINE_8, _SHIFT)
+        cv2.line(image, pb, ph, look.skin, t, cv2.LINE_AA, _SHIFT)
+        cv2.line(labels, pb, ph, base + part, t, cv2.LINE_8, _SHIFT)
+    elif part in (L_SHIN, R_SHIN):
+        pt = fx[sk.L_TOE if part == L_SHIN else sk.R_TOE]
+        t = max(2, int(round(0.04 * h)))
+        cv2.line(image, pb, pt, look.shoes, t, cv2.LINE_AA, _SHIFT)
+        cv2.line(labels, pb, pt, base + part, t, cv2.LINE_8, _SHIFT)
 
 
 def _draw_torso(image, labels, xy, look, base) -> None:

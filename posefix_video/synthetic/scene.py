@@ -36,9 +36,15 @@ for _j, _parts in _JOINT_PARTS.items():
 
 _COCO_POINTS = np.arange(17)
 _PT18_POINTS = np.array([sk.NOSE, sk.CHIN, sk.HEAD_TOP, sk.L_EAR, sk.R_EAR, *range(5, 17)])
-_FACE = (sk.NOSE, sk.L_EYE, sk.R_EYE, sk.L_EAR, sk.R_EAR)
-_FACE_LABEL_MIN = {sk.NOSE: -0.15, sk.L_EYE: -0.15, sk.R_EYE: -0.15, sk.L_EAR: -0.45, sk.R_EAR: -0.45}
-_FACE_VISIBLE_MIN = 0.1
+# Face points are labeled/visible only when their outward normal's camera component (Projected.face_z) exceeds
+# these; other points have face_z 1 and no threshold.
+_LABEL_MIN = np.full(sk.NUM_POINTS, -np.inf)
+_LABEL_MIN[[sk.NOSE, sk.L_EYE, sk.R_EYE]] = -0.15
+_LABEL_MIN[[sk.L_EAR, sk.R_EAR]] = -0.45
+_VISIBLE_MIN = np.full(sk.NUM_POINTS, -np.inf)
+_VISIBLE_MIN[[sk.NOSE, sk.L_EYE, sk.R_EYE, sk.L_EAR, sk.R_EAR]] = 0.1
+_PT_LABEL_MIN = np.full(sk.NUM_POINTS, -np.inf)
+_PT_LABEL_MIN[sk.NOSE] = -0.3
 
 
 @dataclass
@@ -159,50 +165,55 @@ def depth_key(person: Person) -> float:
 
 
 def ground_truth(labels: np.ndarray, persons: list[Person]) -> list[PersonTruth]:
-    """COCO-17 and PoseTrack18 ground truth of each person, read off the part-label map `labels` (H, W)."""
+    """COCO-17 and PoseTrack18 ground truth of each person, read off the part-label map `labels` (H, W).
+
+    Vectorised over the persons of the frame; persons without a visible pixel are left out.
+    """
+    if not persons:
+        return []
     h, w = labels.shape
-    counts = np.bincount((labels // rd.PARTS).ravel(), minlength=len(persons) + 1)
-    out = []
-    for slot, p in enumerate(persons):
-        area = int(counts[slot + 1])
-        if area == 0:
-            continue
-        xy = p.proj.xy
-        pix = np.round(xy).astype(np.int64)
-        inside = (pix[:, 0] >= 0) & (pix[:, 0] < w) & (pix[:, 1] >= 0) & (pix[:, 1] < h)
-        lab = np.zeros(len(xy), np.int64)
-        lab[inside] = labels[pix[inside, 1], pix[inside, 0]]
-        own = (lab // rd.PARTS == slot + 1) & ALLOWED[np.arange(len(xy)), lab % rd.PARTS]
-        face_z = p.proj.face_z
-        coco_labeled = inside.copy()
-        seen = own.copy()
-        pt_labeled = inside.copy()
-        for j in _FACE:
-            coco_labeled[j] &= face_z[j] > _FACE_LABEL_MIN[j]
-            seen[j] &= face_z[j] > _FACE_VISIBLE_MIN
-        pt_labeled[sk.NOSE] &= face_z[sk.NOSE] > -0.3
-        coco = np.zeros((17, 3))
-        m = coco_labeled[_COCO_POINTS]
-        coco[m, :2] = xy[_COCO_POINTS][m]
-        coco[m, 2] = np.where(seen[_COCO_POINTS][m], 2, 1)
-        pt = np.zeros((17, 3))
-        m = pt_labeled[_PT18_POINTS]
-        m[[3, 4]] = False
-        pt[m, :2] = xy[_PT18_POINTS][m]
-        pt[m, 2] = 1
-        centre, axes, angle = rd.ellipse_geometry(p.proj, p.shape)
-        a = np.radians(angle)
-        ex = np.hypot(axes[0] * np.cos(a), axes[1] * np.sin(a))
-        ey = np.hypot(axes[0] * np.sin(a), axes[1] * np.cos(a))
-        head_box = np.array([centre[0] - ex, centre[1] - ey, 2 * ex, 2 * ey])
-        pad = 0.045 * p.proj.scale
-        lo = np.minimum(xy[: sk.TORSO_BOX].min(axis=0) - pad, [centre[0] - ex, centre[1] - ey])
-        hi = np.maximum(xy[: sk.TORSO_BOX].max(axis=0) + pad, [centre[0] + ex, centre[1] + ey])
-        lo = np.clip(lo, 0, [w - 1, h - 1])
-        hi = np.clip(hi, 0, [w - 1, h - 1])
-        out.append(PersonTruth(track_id=p.track_id, coco=coco, posetrack=pt, box=np.concatenate([lo, hi - lo]),
-                               head_box=head_box, area=area, slot=slot))  # fmt: skip
-    return out
+    n_persons = len(persons)
+    size = (n_persons + 1) * rd.PARTS
+    area = np.bincount(labels.ravel(), minlength=size)[:size].reshape(-1, rd.PARTS).sum(1)[1:]
+    xy = np.stack([p.proj.xy for p in persons])  # (P, NUM_POINTS, 2)
+    face_z = np.stack([p.proj.face_z for p in persons])
+    pix = np.round(xy).astype(np.int64)
+    inside = (pix[..., 0] >= 0) & (pix[..., 0] < w) & (pix[..., 1] >= 0) & (pix[..., 1] < h)
+    lab = np.zeros(inside.shape, np.int64)
+    lab[inside] = labels[pix[..., 1][inside], pix[..., 0][inside]]
+    slot_ids = np.arange(1, n_persons + 1)[:, None]
+    own = (lab // rd.PARTS == slot_ids) & ALLOWED[np.arange(sk.NUM_POINTS)[None, :], lab % rd.PARTS]
+    coco_labeled = inside & (face_z > _LABEL_MIN)
+    seen = own & (face_z > _VISIBLE_MIN)
+    pt_labeled = inside & (face_z > _PT_LABEL_MIN)
+
+    coco = np.zeros((n_persons, 17, 3))
+    m = coco_labeled[:, _COCO_POINTS]
+    coco[..., :2] = np.where(m[..., None], xy[:, _COCO_POINTS], 0.0)
+    coco[..., 2] = np.where(m, np.where(seen[:, _COCO_POINTS], 2, 1), 0)
+    pt = np.zeros((n_persons, 17, 3))
+    m = pt_labeled[:, _PT18_POINTS]
+    m[:, [3, 4]] = False
+    pt[..., :2] = np.where(m[..., None], xy[:, _PT18_POINTS], 0.0)
+    pt[..., 2] = m
+
+    # Head ellipse extents: half-width/height of an ellipse with half axes (a, b) rotated by the head angle.
+    up = np.stack([p.proj.head_up for p in persons])  # (P, 2); angle of the across axis = atan2(ux, -uy)
+    a = np.array([p.shape.head_w / 2 * p.proj.scale for p in persons])
+    b = np.array([p.shape.head_h / 2 * p.proj.scale for p in persons])
+    cos, sin = -up[:, 1], up[:, 0]
+    ex, ey = np.hypot(a * cos, b * sin), np.hypot(a * sin, b * cos)
+    centre = xy[:, sk.HEAD_CENTRE]
+    head_box = np.stack([centre[:, 0] - ex, centre[:, 1] - ey, 2 * ex, 2 * ey], axis=1)
+    pad = 0.045 * np.array([p.proj.scale for p in persons])[:, None]
+    lo = np.minimum(xy[:, : sk.TORSO_BOX].min(1) - pad, head_box[:, :2])
+    hi = np.maximum(xy[:, : sk.TORSO_BOX].max(1) + pad, head_box[:, :2] + head_box[:, 2:])
+    lo = np.clip(lo, 0, [w - 1, h - 1])
+    hi = np.clip(hi, 0, [w - 1, h - 1])
+    box = np.concatenate([lo, hi - lo], axis=1)
+    return [PersonTruth(track_id=p.track_id, coco=coco[i], posetrack=pt[i], box=box[i], head_box=head_box[i],
+                        area=int(area[i]), slot=i)
+            for i, p in enumerate(persons) if area[i] > 0]  # fmt: skip
 
 
 def random_people(

@@ -8,6 +8,7 @@ fractions of the standing height; `project` scales them to pixels and places the
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,71 +82,81 @@ class Pose:
     legs: np.ndarray = field(default_factory=lambda: np.array([[0.05, 0.0, 0.0], [0.05, 0.0, 0.0]]))
 
 
+# Scalar trig through `math`: these run per person per frame, where numpy's per-call overhead dominates.
 def _rx(a: float) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
 
 def _ry(a: float) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
 
 
 def _rz(a: float) -> np.ndarray:
-    c, s = np.cos(a), np.sin(a)
-    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _limb_dir(abduction: float, flexion: float, side: float) -> np.ndarray:
-    """Unit direction of a limb segment in the body frame; side +1 left, -1 right."""
-    ca = np.cos(flexion)
-    return np.array([side * np.sin(abduction) * ca, -np.cos(abduction) * ca, np.sin(flexion)])
+def _lin(base: tuple, *terms: tuple) -> tuple:
+    """base + sum(k * v for v, k in terms) on 3-tuples (plain floats: far cheaper than numpy at this size)."""
+    x, y, z = base
+    for v, k in terms:
+        x += v[0] * k
+        y += v[1] * k
+        z += v[2] * k
+    return (x, y, z)
+
+
+def _limb(abduction: float, flexion: float, side: float) -> tuple:
+    ca = math.cos(flexion)
+    return (side * math.sin(abduction) * ca, -math.cos(abduction) * ca, math.sin(flexion))
 
 
 def pose_body(shape: BodyShape, pose: Pose) -> np.ndarray:
     """(NUM_POINTS, 3) points in the body frame, in units of the standing height."""
-    p = np.zeros((NUM_POINTS, 3))
+    p: list = [None] * NUM_POINTS
     spine = _rx(pose.bend) @ _rz(-pose.side)
-    up = spine[:, 1]
-    left = spine[:, 0]
-    fwd = spine[:, 2]
-    neck_base = up * shape.torso
-    p[PELVIS] = 0.0
+    left, up, fwd = (tuple(c) for c in spine.T.tolist())
+    head = (spine @ _ry(pose.head_yaw) @ _rx(-pose.head_tilt)).T.tolist()
+    h_left, h_up, h_fwd = (tuple(c) for c in head)
+    origin = (0.0, 0.0, 0.0)
+    neck_base = _lin(origin, (up, shape.torso))
+    p[PELVIS] = origin
     p[NECK_BASE] = neck_base
     for side, sho, hip in ((1.0, L_SHO, L_HIP), (-1.0, R_SHO, R_HIP)):
-        p[sho] = neck_base + left * side * shape.shoulder_w / 2 - up * 0.02
-        p[hip] = np.array([side * shape.hip_w / 2, 0.0, 0.0])
+        p[sho] = _lin(neck_base, (left, side * shape.shoulder_w / 2), (up, -0.02))
+        p[hip] = (side * shape.hip_w / 2, 0.0, 0.0)
+    arms, legs = pose.arms.tolist(), pose.legs.tolist()
     for i, (side, sho, elb, wri, hand) in enumerate(((1.0, L_SHO, L_ELB, L_WRI, L_HAND),
                                                      (-1.0, R_SHO, R_ELB, R_WRI, R_HAND))):  # fmt: skip
-        ab, fl, el = pose.arms[i]
-        p[elb] = p[sho] + _limb_dir(ab, fl, side) * shape.upper_arm
-        fore = _limb_dir(ab, fl + el, side)
-        p[wri] = p[elb] + fore * shape.forearm
-        p[hand] = p[wri] + fore * shape.hand
+        ab, fl, el = arms[i]
+        p[elb] = _lin(p[sho], (_limb(ab, fl, side), shape.upper_arm))
+        fore = _limb(ab, fl + el, side)
+        p[wri] = _lin(p[elb], (fore, shape.forearm))
+        p[hand] = _lin(p[wri], (fore, shape.hand))
     for i, (side, hip, knee, ank, toe) in enumerate(((1.0, L_HIP, L_KNEE, L_ANK, L_TOE),
                                                      (-1.0, R_HIP, R_KNEE, R_ANK, R_TOE))):  # fmt: skip
-        ab, fl, kn = pose.legs[i]
-        p[knee] = p[hip] + _limb_dir(ab, fl, side) * shape.thigh
-        p[ank] = p[knee] + _limb_dir(ab, fl - kn, side) * shape.shin
-        p[toe] = p[ank] + np.array([0.0, -shape.ankle_h, shape.foot])
-    head = spine @ _ry(pose.head_yaw) @ _rx(-pose.head_tilt)
-    h_up, h_left, h_fwd = head[:, 1], head[:, 0], head[:, 2]
-    chin = neck_base + up * shape.neck
+        ab, fl, kn = legs[i]
+        p[knee] = _lin(p[hip], (_limb(ab, fl, side), shape.thigh))
+        p[ank] = _lin(p[knee], (_limb(ab, fl - kn, side), shape.shin))
+        p[toe] = _lin(p[ank], ((0.0, -shape.ankle_h, shape.foot), 1.0))
+    chin = _lin(neck_base, (up, shape.neck))
     hh, hr = shape.head_h, shape.head_w / 2
-    centre = chin + h_up * hh / 2
+    centre = _lin(chin, (h_up, hh / 2))
     p[CHIN] = chin
     p[HEAD_CENTRE] = centre
-    p[HEAD_TOP] = chin + h_up * hh * 0.95
-    p[NOSE] = centre + h_fwd * hr * 0.85 - h_up * hh * 0.08
+    p[HEAD_TOP] = _lin(chin, (h_up, hh * 0.95))
+    p[NOSE] = _lin(centre, (h_fwd, hr * 0.85), (h_up, -hh * 0.08))
     for side, eye, ear in ((1.0, L_EYE, L_EAR), (-1.0, R_EYE, R_EAR)):
-        p[eye] = centre + h_fwd * hr * 0.7 + h_left * side * hr * 0.42 + h_up * hh * 0.06
-        p[ear] = centre + h_left * side * hr * 0.85
+        p[eye] = _lin(centre, (h_fwd, hr * 0.7), (h_left, side * hr * 0.42), (h_up, hh * 0.06))
+        p[ear] = _lin(centre, (h_left, side * hr * 0.85))
     # Torso as a box: shoulder-level and hip-level rectangles (width x depth), in the spine frame at the top.
     d = shape.depth / 2
     for k, (sx, sz) in enumerate(((1, 1), (-1, 1), (-1, -1), (1, -1))):
-        p[TORSO_BOX + k] = neck_base - up * 0.01 + left * sx * shape.shoulder_w * 0.55 + fwd * sz * d
-        p[TORSO_BOX + 4 + k] = up * -0.03 + np.array([sx * shape.hip_w * 0.85, 0, 0]) + np.array([0, 0, sz * d])
-    return p
+        p[TORSO_BOX + k] = _lin(neck_base, (up, -0.01), (left, sx * shape.shoulder_w * 0.55), (fwd, sz * d))
+        p[TORSO_BOX + 4 + k] = (sx * shape.hip_w * 0.85, -0.03, sz * d)
+    return np.array(p)
 
 
 @dataclass
@@ -177,12 +188,10 @@ def project(shape: BodyShape, pose: Pose, *, height_px: float, x: float, ground_
     xy[:, 0] += x - xy[PELVIS, 0]
     xy[:, 1] += ground_y - xy[: TORSO_BOX].max(axis=0)[1]
     up = xy[HEAD_TOP] - xy[CHIN]
-    up = up / max(float(np.linalg.norm(up)), 1e-9)
+    up = up / max(math.hypot(up[0], up[1]), 1e-9)
     normals = np.ones(NUM_POINTS)
-    c = cam[HEAD_CENTRE]
-    for i in (NOSE, L_EYE, R_EYE, L_EAR, R_EAR):
-        n = cam[i] - c
-        normals[i] = n[2] / max(float(np.linalg.norm(n)), 1e-9)
+    n = cam[[NOSE, L_EYE, R_EYE, L_EAR, R_EAR]] - cam[HEAD_CENTRE]
+    normals[[NOSE, L_EYE, R_EYE, L_EAR, R_EAR]] = n[:, 2] / np.maximum(np.sqrt((n * n).sum(1)), 1e-9)
     return Projected(xy=xy, depth=cam[:, 2] * height_px, scale=height_px, head_up=up, face_z=normals)
 
 
