@@ -25,6 +25,7 @@ import os
 import random
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,11 @@ def seed_everything(seed: int) -> None:
 
 
 def get_rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """RNG states as tensors, tuples and numbers only, so the checkpoint loads with torch.load(weights_only=True)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"python": random.getstate(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+             "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -111,7 +116,8 @@ def get_rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -316,8 +322,8 @@ def save_training_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> 
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Reads a checkpoint written by `save_training_checkpoint` (with optimizer and RNG states)."""
     try:
-        # RNG states hold numpy arrays and python tuples: not loadable with weights_only=True. Our own files only.
-        return torch.load(path, map_location="cpu", weights_only=False)
+        # everything in our checkpoints is weights_only-safe (tensors, numbers, strings, lists, dicts)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"{path}: checkpoint not found") from None
     except Exception as e:  # torch raises many kinds on a corrupt file
@@ -387,6 +393,7 @@ def fit(*, model: nn.Module, criterion: Criterion, train_set: Dataset, prepare: 
         unwrap(model).load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        scheduler.milestones = Counter(scheduler.milestones)
         start_epoch = int(state["epoch"])
         best_score = state.get("best_score")
         pos = state.get("sampler", {})
@@ -418,8 +425,9 @@ def fit(*, model: nn.Module, criterion: Criterion, train_set: Dataset, prepare: 
             dist.all_gather_object(gathered, rng)
             rng = gathered
         bare = unwrap(model)
+        sched_state = {**scheduler.state_dict(), "milestones": dict(scheduler.milestones)}  # Counter -> dict
         state = {**(model_entry(bare) if model_entry else {"model": bare.state_dict()}),
-                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch + 1,
+                 "optimizer": optimizer.state_dict(), "scheduler": sched_state, "epoch": epoch + 1,
                  "sampler": {"seed": seed, "epoch": epoch + 1, "world_size": dist_info.world_size},
                  "rng": rng, "config": config, "git_sha": sha, "best_score": best_score}
         if dist_info.is_main:
