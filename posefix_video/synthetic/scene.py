@@ -42,7 +42,8 @@ _LABEL_MIN = np.full(sk.NUM_POINTS, -np.inf)
 _LABEL_MIN[[sk.NOSE, sk.L_EYE, sk.R_EYE]] = -0.15
 _LABEL_MIN[[sk.L_EAR, sk.R_EAR]] = -0.45
 _VISIBLE_MIN = np.full(sk.NUM_POINTS, -np.inf)
-_VISIBLE_MIN[[sk.NOSE, sk.L_EYE, sk.R_EYE, sk.L_EAR, sk.R_EAR]] = 0.1
+_VISIBLE_MIN[[sk.NOSE, sk.L_EYE, sk.R_EYE]] = 0.1
+_VISIBLE_MIN[[sk.L_EAR, sk.R_EAR]] = -0.3  # ears stick out: seen edge-on from the front and from behind
 _PT_LABEL_MIN = np.full(sk.NUM_POINTS, -np.inf)
 _PT_LABEL_MIN[sk.NOSE] = -0.3
 
