@@ -1,0 +1,46 @@
+"""Training data: COCO and PoseTrack18 persons, augmentation, the PoseFix sample builder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from posefix_video.data.annotations import PersonEntry, attach_estimates, box_iou, persons_from_coco
+from posefix_video.data.augment import Augmentation, AugmentDraw, draw_augmentation, sample_affine
+from posefix_video.data.coco import coco_paths, load_coco_persons
+from posefix_video.data.posetrack import load_posetrack_persons, merge_posetrack
+from posefix_video.data.samples import PoseFixDataset
+from posefix_video.errors import ConfigError
+from posefix_video.keypoints import get_layout
+
+__all__ = [
+    "AugmentDraw", "Augmentation", "PersonEntry", "PoseFixDataset", "attach_estimates", "box_iou", "build_dataset",
+    "coco_paths", "draw_augmentation", "load_coco_persons", "load_posetrack_persons", "merge_posetrack",
+    "persons_from_coco", "sample_affine",
+]  # fmt: skip
+
+
+def build_dataset(cfg: Any, *, split: str = "train") -> PoseFixDataset:
+    """The dataset of a TrainConfig (`cfg.data`, `cfg.model`, `cfg.runtime.seed`) for split "train" or "val".
+
+    train: augmentation + synthesis, estimates from data.train_inputs for unlabeled joints when given.
+    val: no augmentation, synthesis with a fixed epoch (a reproducible loss), no estimates.
+    """
+    d = cfg.data
+    if split not in ("train", "val"):
+        raise ConfigError(f"unknown data split {split!r} (train or val)")
+    ann, images = (d.train_ann, d.train_images) if split == "train" else (d.val_ann, d.val_images)
+    if not ann:
+        raise ConfigError(f"data.{split}_ann is empty")
+    layout = get_layout(cfg.model.layout)
+    if d.kind == "coco":
+        persons = load_coco_persons(ann, images, layout)
+    else:
+        persons = load_posetrack_persons(ann, images, layout)
+    if split == "train" and d.train_inputs:
+        attach_estimates(persons, d.train_inputs)
+    aug = None
+    if split == "train":
+        aug = Augmentation(scale_factor=d.scale_factor, rotation_factor=d.rotation_factor,
+                           rotation_prob=d.rotation_prob, flip_prob=d.flip_prob)  # fmt: skip
+    return PoseFixDataset(persons=persons, layout=layout, input_hw=tuple(cfg.model.input_size), augmentation=aug,
+                          synthesize=True, seed=cfg.runtime.seed)  # fmt: skip
