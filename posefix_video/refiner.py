@@ -89,6 +89,10 @@ class Refiner:
         if precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
         self.precision = ("bf16" if on_cuda else "fp32") if precision == "auto" else precision
+        if self.precision == "bf16" and not on_cuda and "AVX512" not in torch.backends.cpu.get_cpu_capability():
+            # without AVX512-BF16/AMX, oneDNN runs bf16 convolutions ~50x slower than fp32 (docs/model.md)
+            logger.warning("bf16 on a CPU without AVX-512 (%s) is much slower than fp32",
+                           torch.backends.cpu.get_cpu_capability())
         self.channels_last = on_cuda if channels_last is None else bool(channels_last)
         if batch_size < 2:
             raise ValueError(f"batch_size must be >= 2, got {batch_size}")
