@@ -205,3 +205,28 @@ def test_bad_checkpoints_are_named_plainly(sharp_model, tmp_path):
             Refiner.from_checkpoint(tmp_path / name, device="cpu")
     with pytest.raises(CheckpointError, match="absent.pth: checkpoint not found"):
         Refiner.from_checkpoint(tmp_path / "absent.pth")
+
+
+def test_real_posetrack_frame_and_poses(shared_data):
+    """Real 1920x1080 frame + 11 real PoseTrack18 poses: the echo net gives every labeled joint back."""
+    import json
+
+    import cv2
+
+    root = shared_data / "posetrack18_mmpose"
+    gt = json.loads((root / "annotations/val/012834_mpii_test.json").read_text())
+    frame = cv2.cvtColor(cv2.imread(str(root / gt["images"][0]["file_name"])), cv2.COLOR_BGR2RGB)
+    records = []
+    for a in gt["annotations"]:
+        k = np.asarray(a["keypoints"], dtype=np.float64).reshape(17, 3)
+        records.append(PersonRecord(frame=0, track_id=a["track_id"], keypoints=k[:, :2], scores=None,
+                                    present=k[:, 2] > 0))
+    records.append(PersonRecord(frame=0, track_id=99, keypoints=np.zeros((17, 2)), scores=None,
+                                present=np.zeros(17, dtype=bool)))
+    refiner = Refiner(model=EchoNet(), layout=POSETRACK18, input_size=(128, 96), sigma=4.0, device="cpu",
+                      batch_size=8)
+    out, counts = refiner.refine_records(torch.as_tensor(frame[None]), records)
+    assert counts == {"no usable joints": 1} and len(out) == 12
+    for r, o in zip(records[:-1], out[:-1]):
+        assert np.abs(o.keypoints[r.present] - r.keypoints[r.present]).max() < 0.05
+        assert min(o.extra[CONFIDENCE_KEY][j] for j in np.flatnonzero(r.present)) > 0.5
