@@ -98,6 +98,9 @@ def test_posetrack_video_layout_and_ground_truth(video_dir):
         kp = np.array(ann["keypoints"]).reshape(17, 3)
         assert (kp[[3, 4]] == 0).all() and set(np.unique(kp[:, 2])) <= {0, 1}
         assert ann["num_keypoints"] == int(kp[:, 2].sum())
+    from posefix_video.validate import validate_posetrack18
+
+    assert validate_posetrack18(path, kind="gt") == []
     seq = read_posetrack18(path)
     assert seq.num_frames == 10 and seq.layout is POSETRACK18
     # Track ids are consistent: each track's hips move smoothly from frame to frame.
@@ -177,3 +180,23 @@ def test_cli_writes_and_refuses_bad_input(tmp_path, capsys):
     assert not (tmp_path / "p" / "bad.json").exists()
     with pytest.raises(SystemExit):
         make_synthetic.main(["posetrack", "--out", str(tmp_path), "--size", "640by480"])
+
+
+def test_training_loaders_read_the_synthetic_sets(coco_dir, video_dir):
+    """The project's training data code (data/) loads both layouts and cuts crops whose target joints are the GT."""
+    from posefix_video.data import PoseFixDataset, coco_paths, load_coco_persons, load_posetrack_persons
+    from posefix_video.keypoints import COCO17
+
+    ann, images = coco_paths(coco_dir, "train2017")
+    persons = load_coco_persons(ann, images, COCO17)
+    assert len(persons) >= 3
+    ds = PoseFixDataset(persons=persons, layout=COCO17, input_hw=(64, 48), augmentation=None, synthesize=False)
+    sample = ds[0]
+    assert sample["image"].shape == (3, 64, 48) and sample["target_valid"].any()
+    pt_persons = load_posetrack_persons(video_dir / "annotations" / "val", video_dir, POSETRACK18)
+    data = json.loads((video_dir / "annotations" / "val" / "000017_mpiinew_test.json").read_text())
+    assert len(pt_persons) == sum(1 for a in data["annotations"] if a["num_keypoints"] > 0)
+    ds = PoseFixDataset(persons=pt_persons, layout=POSETRACK18, input_hw=(64, 48), augmentation=None,
+                        synthesize=True)  # fmt: skip
+    sample = ds[len(ds) - 1]
+    assert not sample["target_valid"][[3, 4]].any() and sample["input_valid"].any()
