@@ -33,6 +33,7 @@ step's bookkeeping) is not reproduced either.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,6 +116,8 @@ def nominal_probabilities(num_visible: np.ndarray, overlap: np.ndarray) -> np.nd
 
 
 _SAMPLE_COUNT = {GOOD: SAMPLES_N // 4, JITTER: SAMPLES_N, MISS: 4 * SAMPLES_N, INVERSION: SAMPLES_N, SWAP: SAMPLES_N}
+_PROPOSALS = 16  # rejection-sampling proposals per row and round (swap and miss points)
+_REJECTION_ROUNDS = 4
 _CHUNK = 32  # samples drawn first for every constrained centre; the rest only when needed
 
 
@@ -135,31 +138,38 @@ class _Pairs:
     complete: np.ndarray  # (Q,) bool, all of the reference's samples drawn
 
 
+@functools.lru_cache(maxsize=64)
+def _pair_layout(num_near: int) -> tuple[np.ndarray, ...]:
+    """Static description of the (type, centre) pairs of a row, in ascending type order.
+
+    Returns etype (T,), centre candidate (T,), constraint masks (T, K), fixed-threshold flags (T,), quarter
+    flags (T,), for candidates [gt, near joint (M), inversion, near partner joint (M)].
+    """
+    K = 2 + 2 * num_near
+    inv = num_near + 1
+    others = ~np.eye(K, dtype=bool)
+    swap_cons = np.zeros(K, dtype=bool)
+    swap_cons[[0, inv]] = True
+    rows = [(GOOD, 0, others[0], False, False), (JITTER, 0, others[0], False, False)]
+    rows += [(MISS, k, others[k], True, k > 0) for k in range(K)]
+    rows += [(INVERSION, inv, others[inv], False, False)]
+    rows += [(SWAP, k, swap_cons, False, False) for k in range(K) if k not in (0, inv)]
+    out = (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]), np.stack([r[2] for r in rows]),
+           np.array([r[3] for r in rows]), np.array([r[4] for r in rows]))  # fmt: skip
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
 def _build_pairs(P: np.ndarray, O: np.ndarray, bands: dict, d50: np.ndarray, num_near: int) -> _Pairs:
     """Enumerates every centre of every error type for every joint row, with its constraint candidates.
 
     Candidate layout per row (K = 2 + 2M): [gt, near joint (M), inversion, near partner joint (M)].
     """
     R, K = O.shape
-    M = num_near
-    inv = M + 1
-    others = ~np.eye(K, dtype=bool)
-    swap_centres = [k for k in range(K) if k not in (0, inv)]
-    swap_cons = np.zeros(K, dtype=bool)
-    swap_cons[[0, inv]] = True
-    # (type, centre candidate, constraint mask over candidates, fixed threshold?, quarter?)
-    layout = [(GOOD, 0, others[0], False, False), (JITTER, 0, others[0], False, False)]
-    layout += [(MISS, k, others[k], True, k > 0) for k in range(K)]
-    layout += [(INVERSION, inv, others[inv], False, False)]
-    layout += [(SWAP, k, swap_cons, False, False) for k in swap_centres]
-    etype = np.array([t for t, *_ in layout])
-    cand = np.array([k for _, k, *_ in layout])
-    cons = np.stack([c for _, _, c, _, _ in layout])  # (T, K)
-    fixed = np.array([f for *_, f, _ in layout])
-    quarter = np.array([q for *_, q in layout])
-
+    etype, cand, cons, fixed, quarter = _pair_layout(num_near)
     exists = O[:, cand]  # (R, T)
-    ri, ti = np.nonzero(exists)  # row-major: sorted by row, then layout order (types in ascending order)
+    ri, ti = np.nonzero(exists)  # row-major: sorted by row, then by type (the layout is in type order)
     lo = np.stack([bands[t][0] for t in etype], axis=1)[ri, ti]
     hi = np.stack([bands[t][1] for t in etype], axis=1)[ri, ti]
     threshold = np.where(fixed[ti], d50[ri], np.nan)
@@ -170,14 +180,10 @@ def _build_pairs(P: np.ndarray, O: np.ndarray, bands: dict, d50: np.ndarray, num
     gap = np.linalg.norm(P[ri] - centre[:, None, :], axis=-1)
     active &= gap <= reach[:, None]
     Q = ri.size
-    order = np.argsort(ri * 8 + etype[ti], kind="stable")
-    pairs = _Pairs(
+    return _Pairs(
         row=ri, etype=etype[ti], centre=centre, lo=lo, hi=hi, threshold=threshold, quarter=quarter[ti],
         active=active, count=np.zeros(Q, dtype=np.int64), point=np.zeros((Q, 2)), complete=np.zeros(Q, dtype=bool),
     )  # fmt: skip
-    for name in ("row", "etype", "centre", "lo", "hi", "threshold", "quarter", "active"):
-        setattr(pairs, name, getattr(pairs, name)[order])
-    return pairs
 
 
 def _sample(rng: np.random.Generator, pairs: _Pairs, idx: np.ndarray, P: np.ndarray, n: int) -> None:
@@ -228,10 +234,47 @@ def _sample(rng: np.random.Generator, pairs: _Pairs, idx: np.ndarray, P: np.ndar
 def _draw_more(rng: np.random.Generator, pairs: _Pairs, select: np.ndarray, P: np.ndarray) -> None:
     """Completes pairs `select` (bool (Q,)) to the reference's sample count of their type."""
     select = select & ~pairs.complete
-    for t, n in _SAMPLE_COUNT.items():
-        idx = np.flatnonzero(select & (pairs.etype == t))
-        _sample(rng, pairs, idx, P, n - min(_CHUNK, n))
+    idx = np.flatnonzero(select)
+    if idx.size == 0:
+        return
+    types = pairs.etype[idx]
+    for t in np.unique(types):
+        n = _SAMPLE_COUNT[int(t)]
+        _sample(rng, pairs, idx[types == t], P, n - min(_CHUNK, n))
     pairs.complete |= select
+
+
+def _propose(
+    rng: np.random.Generator, pairs: _Pairs, member: np.ndarray, pending: np.ndarray, out: np.ndarray, P: np.ndarray
+) -> None:
+    """One rejection round: _PROPOSALS proposals per pending row; accepted rows get `out` and leave `pending`.
+
+    Args:
+        member: (Q,) bool, the pairs of each pending row's chosen type; pending: (R,) bool; out: (R, 2).
+    """
+    q = np.where(member, np.where(pairs.quarter, 0.25, 1.0), 0.0)
+    cum = np.cumsum(q)
+    R = pending.size
+    group_end = np.zeros(R)
+    np.maximum.at(group_end, pairs.row, np.where(member, cum, 0.0))
+    group_total = np.bincount(pairs.row, weights=q, minlength=R)
+    rows = np.flatnonzero(pending)
+    B = _PROPOSALS
+    target = group_end[rows, None] - group_total[rows, None] * rng.random((rows.size, B))
+    pick = np.searchsorted(cum, target.ravel(), side="left")
+    Qp = pick.size
+    prop = _Pairs(
+        row=pairs.row[pick], etype=pairs.etype[pick], centre=pairs.centre[pick], lo=pairs.lo[pick],
+        hi=pairs.hi[pick], threshold=pairs.threshold[pick], quarter=pairs.quarter[pick], active=pairs.active[pick],
+        count=np.zeros(Qp, dtype=np.int64), point=np.zeros((Qp, 2)), complete=np.zeros(Qp, dtype=bool),
+    )  # fmt: skip
+    _sample(rng, prop, np.arange(Qp), P, 1)
+    ok = (prop.count > 0).reshape(-1, B)
+    done = ok.any(-1)
+    first = ok.argmax(-1)
+    points = prop.point.reshape(-1, B, 2)[np.arange(rows.size), first]
+    out[rows[done]] = points[done]
+    pending[rows[done]] = False
 
 
 def _group_weights(pairs: _Pairs, R: int) -> np.ndarray:
@@ -342,21 +385,29 @@ def synthesize_poses(
     chosen = np.minimum((np.cumsum(prob, axis=-1) <= u[:, None]).sum(-1), 4)
     chosen = np.where(total > 0, chosen, ZEROED)
 
-    # 3. Swap and miss pick their centre in proportion to survivor counts: complete those counts first.
+    # 3. The point. Single-centre types: the first survivor already drawn. Swap and miss: a uniform pick among
+    # the pooled survivors of all their centres (miss: non-gt centres weighted 1/4) is the first accepted
+    # proposal of "centre by weight, then a sample around it" (rejection sampling), which avoids drawing the
+    # 4N samples of every miss centre. It equals the reference's finite-pool pick up to O(1/N) in the centre
+    # probabilities; rows still unaccepted after a few rounds fall back to the exact pooled counts.
     in_chosen = chosen[pairs.row] == pairs.etype
-    multi = in_chosen & np.isin(pairs.etype, (SWAP, MISS))
-    _draw_more(rng, pairs, multi, P)
-    w = np.where(in_chosen, np.where(pairs.quarter, pairs.count // 4, pairs.count), 0).astype(np.float64)
+    out = np.zeros((R, 2))
+    pending = np.isin(chosen, (SWAP, MISS))
+    for _ in range(_REJECTION_ROUNDS):
+        if not pending.any():
+            break
+        _propose(rng, pairs, in_chosen & pending[pairs.row], pending, out, P)
+    exact = in_chosen & ~np.isin(chosen, (SWAP, MISS))[pairs.row] | in_chosen & pending[pairs.row]
+    _draw_more(rng, pairs, exact & np.isin(pairs.etype, (SWAP, MISS)), P)
+    w = np.where(exact, np.where(pairs.quarter, pairs.count // 4, pairs.count), 0).astype(np.float64)
     # Pairs are sorted by (row, type), so each row's chosen group is contiguous: a weighted pick by search.
     cum = np.cumsum(w)
     group_end = np.zeros(R)
-    np.maximum.at(group_end, pairs.row, np.where(in_chosen, cum, 0.0))
+    np.maximum.at(group_end, pairs.row, np.where(exact, cum, 0.0))
     group_total = np.bincount(pairs.row, weights=w, minlength=R)
-    has = chosen >= 0
+    has = (chosen >= 0) & ~np.isin(chosen, (SWAP, MISS)) | pending
     target = group_end[has] - group_total[has] * rng.random(int(has.sum()))
-    pick = np.searchsorted(cum, target, side="left")
-    out = np.zeros((R, 2))
-    out[has] = pairs.point[pick]
+    out[has] = pairs.point[np.searchsorted(cum, target, side="left")]
 
     keypoints = np.zeros((N * J, 2))
     error_type = np.full(N * J, ZEROED, dtype=np.int8)

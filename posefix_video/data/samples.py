@@ -124,7 +124,8 @@ class PoseFixDataset(Dataset):
         inside = (out[..., 0] >= 0) & (out[..., 0] < W) & (out[..., 1] >= 0) & (out[..., 1] < H)
         return out, valid & inside
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def _prepare(self, index: int) -> tuple[dict, dict | None]:
+        """Decode, augment and warp sample `index`; returns its fields and its synthesis inputs (or None)."""
         _single_thread_cv2()
         e = self.persons[index]
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -135,37 +136,82 @@ class PoseFixDataset(Dataset):
         crop = cv2.warpAffine(img, M_img, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                               borderValue=(0, 0, 0))  # fmt: skip
         image = np.ascontiguousarray(crop[:, :, ::-1].transpose(2, 0, 1))  # BGR -> RGB, (3, H, W)
-
         used = self.layout.used_mask
         target, target_valid = self._to_crop(M, e.keypoints, e.valid & used, draw.flip)
-        if self.synthesize:
-            near, near_valid = self._to_crop(M, e.near, e.near_valid & used, draw.flip)
-            est = est_valid = None
-            if e.estimated is not None:
-                # The reference centres unlabeled joints on the estimate wherever it lies (no in-crop test).
-                est, _ = self._to_crop(M, e.estimated, e.estimated_valid, draw.flip)
-                est_valid = (e.estimated_valid & used)[self._perm] if draw.flip else e.estimated_valid & used
-            # KS area: the ground-truth box's side lengths after the transform (rotation does not change them)
-            x, y, w, h = e.box
-            corners = np.array([[x, y], [x + w, y], [x + w, y + h]]) @ M[:, :2].T + M[:, 2]
-            area = np.linalg.norm(corners[1] - corners[0]) * np.linalg.norm(corners[2] - corners[1])
-            res = synthesize_poses(target[None], target_valid[None], near[None], near_valid[None], np.array([area]),
-                                   np.array([e.overlap]), self.layout, rng,
-                                   None if est is None else est[None], None if est is None else est_valid[None])
-            inp, inp_valid, etype = res.keypoints[0], res.valid[0], res.error_type[0]
-        else:
-            inp, inp_valid = target.copy(), target_valid.copy()
-            etype = np.where(target_valid, 0, ZEROED).astype(np.int8)
+        fields = {"image": image, "target": target, "target_valid": target_valid, "M": M, "flip": draw.flip,
+                  "image_id": e.image_id, "index": index, "rng": rng}  # fmt: skip
+        if not self.synthesize:
+            return fields, None
+        near, near_valid = self._to_crop(M, e.near, e.near_valid & used, draw.flip)
+        est = est_valid = None
+        if e.estimated is not None:
+            # The reference centres unlabeled joints on the estimate wherever it lies (no in-crop test).
+            est, _ = self._to_crop(M, e.estimated, e.estimated_valid, draw.flip)
+            est_valid = (e.estimated_valid & used)[self._perm] if draw.flip else e.estimated_valid & used
+        # KS area: the ground-truth box's side lengths after the transform (rotation does not change them)
+        x, y, w, h = e.box
+        corners = np.array([[x, y], [x + w, y], [x + w, y + h]]) @ M[:, :2].T + M[:, 2]
+        area = np.linalg.norm(corners[1] - corners[0]) * np.linalg.norm(corners[2] - corners[1])
+        synth = {"gt": target, "gt_valid": target_valid, "near": near, "near_valid": near_valid, "area": area,
+                 "overlap": e.overlap, "est": est, "est_valid": est_valid}  # fmt: skip
+        return fields, synth
+
+    def _synthesize(self, synth: list[dict], rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
+        """One batched synthesis call for several samples (near persons padded to the largest count)."""
+        n = len(synth)
+        J = self.layout.num_joints
+        M = max(s["near"].shape[0] for s in synth)
+        near = np.zeros((n, M, J, 2))
+        near_valid = np.zeros((n, M, J), dtype=bool)
+        est = np.zeros((n, J, 2))
+        est_valid = np.zeros((n, J), dtype=bool)
+        for k, s in enumerate(synth):
+            m = s["near"].shape[0]
+            near[k, :m], near_valid[k, :m] = s["near"], s["near_valid"]
+            if s["est"] is not None:
+                est[k], est_valid[k] = s["est"], s["est_valid"]
+        res = synthesize_poses(
+            np.stack([s["gt"] for s in synth]), np.stack([s["gt_valid"] for s in synth]), near, near_valid,
+            np.array([s["area"] for s in synth]), np.array([s["overlap"] for s in synth]), self.layout, rng,
+            est, est_valid,
+        )  # fmt: skip
+        return [(res.keypoints[k], res.valid[k], res.error_type[k]) for k in range(n)]
+
+    @staticmethod
+    def _pack(f: dict, inp: np.ndarray, inp_valid: np.ndarray, etype: np.ndarray) -> dict[str, torch.Tensor]:
         return {
-            "image": torch.from_numpy(image),
-            "target_keypoints": torch.from_numpy(target.astype(np.float32)),
-            "target_valid": torch.from_numpy(target_valid),
+            "image": torch.from_numpy(f["image"]),
+            "target_keypoints": torch.from_numpy(f["target"].astype(np.float32)),
+            "target_valid": torch.from_numpy(f["target_valid"]),
             "input_keypoints": torch.from_numpy(inp.astype(np.float32)),
-            "input_valid": torch.from_numpy(inp_valid),
+            "input_valid": torch.from_numpy(np.asarray(inp_valid, dtype=bool)),
             "error_type": torch.from_numpy(etype.astype(np.int8)),
-            "affine": torch.from_numpy(M.astype(np.float32)),
-            "image_id": torch.tensor(e.image_id, dtype=torch.int64),
-            "person_index": torch.tensor(index, dtype=torch.int64),
-            "flipped": torch.tensor(draw.flip),
+            "affine": torch.from_numpy(f["M"].astype(np.float32)),
+            "image_id": torch.tensor(f["image_id"], dtype=torch.int64),
+            "person_index": torch.tensor(f["index"], dtype=torch.int64),
+            "flipped": torch.tensor(f["flip"]),
         }
 
+    def _identity_input(self, f: dict) -> tuple[np.ndarray, ...]:
+        return f["target"].copy(), f["target_valid"].copy(), np.where(f["target_valid"], 0, ZEROED).astype(np.int8)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        """Sample `index`: a function of (seed, epoch, index) only."""
+        f, synth = self._prepare(index)
+        out = self._identity_input(f) if synth is None else self._synthesize([synth], f["rng"])[0]
+        return self._pack(f, *out)
+
+    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch (the DataLoader calls this when present): one synthesis call for the whole batch.
+
+        Decode and augmentation stay per sample (seeded by (seed, epoch, index)); the batch's synthesis draws
+        come from a generator seeded by (seed, epoch, indices), so a resumed run that replays the same batches
+        (the sampler's order is a function of (seed, epoch)) gets identical samples. Batching removes most of
+        numpy's per-call overhead (performance: docs/training_data.md).
+        """
+        prepared = [self._prepare(int(i)) for i in indices]
+        if not self.synthesize or not prepared:
+            return [self._pack(f, *self._identity_input(f)) for f, _ in prepared]
+        rng = np.random.default_rng([self.seed, self.epoch, *[int(i) for i in indices]])
+        outs = self._synthesize([s for _, s in prepared], rng)
+        return [self._pack(f, *o) for (f, _), o in zip(prepared, outs)]
