@@ -149,8 +149,6 @@ def run(args: argparse.Namespace) -> None:
             height=args.size[1], split=args.split, first_video=args.first_video, min_tracks=args.tracks[0],
             max_tracks=args.tracks[1], min_height=args.min_height, fps=args.fps, label_every=args.label_every,
             jpeg_quality=args.jpeg_quality, write_mp4=not args.no_mp4)  # fmt: skip
-        if settings.first_video + settings.num_videos > 10**6:
-            raise PosefixError(f"--first-video {args.first_video}: video numbers must stay below 1000000")
         for path in posetrack_videos.write_posetrack_videos(args.out, settings):
             print(path)
     elif args.command == "track":

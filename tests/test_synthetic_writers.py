@@ -200,3 +200,12 @@ def test_training_loaders_read_the_synthetic_sets(coco_dir, video_dir):
                         synthesize=True)  # fmt: skip
     sample = ds[len(ds) - 1]
     assert not sample["target_valid"][[3, 4]].any() and sample["input_valid"].any()
+
+
+def test_settings_outside_the_posetrack_id_scheme_are_refused(tmp_path, capsys):
+    args = ["posetrack", "--out", str(tmp_path / "o"), "--no-mp4"]
+    assert make_synthetic.main([*args, "--frames", "10000"]) == 2
+    assert "4 frame digits" in capsys.readouterr().err
+    assert make_synthetic.main([*args, "--first-video", "999999", "--num-videos", "2"]) == 2
+    assert "6 digits" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from posefix_video.errors import ConfigError
 from posefix_video.io.posetrack18 import categories_block, write_posetrack18
 from posefix_video.keypoints import POSETRACK18
 from posefix_video.records import PersonRecord, PoseSequence
@@ -31,6 +32,8 @@ from posefix_video.synthetic import skeleton as sk
 
 log = logging.getLogger(__name__)
 
+MAX_FRAMES = 10**4  # image id = 3e10 + video * 1e4 + frame
+MAX_VIDEOS = 10**6
 MOTIONS = ("walk_across", "walk_depth", "turn", "wave", "hold")
 _HOLD_KINDS = ("sit", "bend", "squat", "lie", "arms_raised", "reach", "stand")
 
@@ -246,6 +249,25 @@ def write_video(out_dir: str | os.PathLike, settings: VideoSettings, index: int)
     return path
 
 
+def check_settings(settings: VideoSettings) -> None:
+    """Raises ConfigError for settings the PoseTrack id scheme or the renderer cannot honour."""
+    if not 1 <= settings.num_frames < MAX_FRAMES:
+        raise ConfigError(f"{settings.num_frames} frames per video: PoseTrack image ids hold 4 frame digits, "
+                          f"use 1..{MAX_FRAMES - 1}")  # fmt: skip
+    if not (0 <= settings.first_video and settings.first_video + settings.num_videos <= MAX_VIDEOS):
+        raise ConfigError(f"videos {settings.first_video}..{settings.first_video + settings.num_videos - 1}: "
+                          f"video numbers have 6 digits (0..{MAX_VIDEOS - 1})")  # fmt: skip
+    if not 0 <= settings.min_tracks <= settings.max_tracks:
+        raise ConfigError(f"tracks {settings.min_tracks}-{settings.max_tracks}: need 0 <= min <= max")
+    if settings.split not in ("train", "val", "test"):
+        raise ConfigError(f"split {settings.split!r}: use train, val or test")
+
+
 def write_posetrack_videos(out_dir: str | os.PathLike, settings: VideoSettings) -> list[Path]:
-    """Writes `settings.num_videos` videos; returns the ground-truth JSON paths."""
+    """Writes `settings.num_videos` videos; returns the ground-truth JSON paths.
+
+    Raises:
+        ConfigError: settings outside what the PoseTrack layout can hold (see `check_settings`).
+    """
+    check_settings(settings)
     return [write_video(out_dir, settings, i) for i in range(settings.num_videos)]
