@@ -96,6 +96,7 @@ class Track:
     phase0: float
     phase_rate: float  # walk-cycle rad per frame
     wiggle: float  # rad per frame of the slow limb movements
+    height_range: tuple[float, float] = (20.0, 1e4)  # walk_depth stops shrinking / growing at these heights
 
     def person_at(self, t: int) -> scene.Person | None:
         """The person at frame t, or None before the track starts."""
@@ -108,7 +109,7 @@ class Track:
         if self.motion in ("walk_across", "walk_depth"):
             sk.walk_cycle(pose, self.phase0 + self.phase_rate * dt)
             if self.motion == "walk_depth":
-                height = self.height0 * (1.0 + self.growth) ** dt
+                height = float(np.clip(self.height0 * (1.0 + self.growth) ** dt, *self.height_range))
         if self.motion == "turn":
             pose.yaw = self.yaw0 + self.yaw_rate * dt
         else:
@@ -162,7 +163,7 @@ def make_tracks(rng: np.random.Generator, settings: VideoSettings) -> list[Track
             base=base, start=start, x0=x0, height0=height, horizon=horizon, ground_k=float(rng.uniform(0.6, 1.1)),
             vx=vx, growth=growth, yaw0=float(yaw0), yaw_rate=float(rng.uniform(-1.5, 1.5) * per_s), phase0=float(
                 rng.uniform(0, 2 * np.pi)), phase_rate=float(2 * np.pi * rng.uniform(0.8, 1.0) * per_s),
-            wiggle=float(rng.uniform(0.5, 2.0) * per_s),
+            wiggle=float(rng.uniform(0.5, 2.0) * per_s), height_range=(0.75 * settings.min_height, 1.3 * h),
         ))  # fmt: skip
     return tracks
 
