@@ -192,8 +192,7 @@ def test_crowded_image_yields_swap_candidates(posetrack):
     swaps = 0
     for epoch in range(40):
         ds.set_epoch(epoch)
-        for i in with_near:
-            swaps += int((ds[i]["error_type"] == SWAP).sum())
+        swaps += sum(int((s["error_type"] == SWAP).sum()) for s in ds.__getitems__(with_near))
     assert swaps > 0
     # persons alone in their box never get a swap
     alone = [i for i, p in enumerate(persons) if p.overlap == 0]
@@ -322,3 +321,68 @@ def test_build_dataset_from_config(shared_data):
     val = build_dataset(cfg, split="val")
     assert len(train) == len(val) == 14 and train[0]["image"].shape == (3, 128, 96)
     assert val.augmentation is None and train.augmentation is not None
+
+
+def _prepare_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "prepare_posetrack.py"
+    spec = importlib.util.spec_from_file_location("prepare_posetrack", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_prepare_posetrack_merges_and_fills_sizes(shared_data, tmp_path, capsys):
+    root = shared_data / "posetrack18_mmpose"
+    prep = _prepare_script()
+    out = tmp_path / "posetrack18_val.json"
+    assert prep.main(["--root", str(root), "--split", "val", "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    assert len(merged["images"]) == 3 and len(merged["annotations"]) == 14
+    assert all((img["width"], img["height"]) == (1920, 1080) for img in merged["images"])
+    assert all(a["area"] == pytest.approx(a["bbox"][2] * a["bbox"][3]) for a in merged["annotations"])
+    # the merged file loads as plain COCO and gives the same persons as the per-video folder
+    persons = load_coco_persons(out, root, POSETRACK18)
+    assert len(persons) == 14 and not any(p.valid[[3, 4]].any() for p in persons)
+    assert "3 images (3 labeled), 14 persons" in capsys.readouterr().out
+
+
+def test_prepare_posetrack_missing_images(shared_data, tmp_path, capsys):
+    root = shared_data / "posetrack18_mmpose"
+    fake = tmp_path / "pt"
+    (fake / "annotations").mkdir(parents=True)
+    (fake / "annotations" / "val").symlink_to(root / "annotations" / "val")
+    (fake / "images" / "val").mkdir(parents=True)
+    (fake / "images" / "val" / "012834_mpii_test").symlink_to(root / "images" / "val" / "012834_mpii_test")
+    prep = _prepare_script()
+    out = tmp_path / "merged.json"
+    assert prep.main(["--root", str(fake), "--split", "val", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "2 labeled frame(s) have no image" in err and "003418_mpii_test/000000.jpg" in err
+    assert not out.exists()
+    assert prep.main(["--root", str(fake), "--split", "val", "--out", str(out), "--allow-missing"]) == 0
+    merged = json.loads(out.read_text())
+    assert len(merged["images"]) == 1 and len(merged["annotations"]) == 11
+
+
+def test_batched_fetch_matches_single_fetch_except_synthesis_draws(posetrack):
+    _, persons = posetrack
+    ds = PoseFixDataset(persons=persons, layout=POSETRACK18, seed=2)
+    ds.set_epoch(4)
+    batch = ds.__getitems__([5, 0, 12])
+    again = ds.__getitems__([5, 0, 12])
+    for k, i in enumerate([5, 0, 12]):
+        single = ds[i]
+        for key in ("image", "target_keypoints", "target_valid", "affine", "flipped"):
+            assert np.array_equal(batch[k][key].numpy(), single[key].numpy()), key
+        for key in batch[k]:
+            assert np.array_equal(batch[k][key].numpy(), again[k][key].numpy()), key
+        # synthesised joints exist exactly where a centre exists (labeled in crop, no estimator here)
+        assert np.array_equal(batch[k]["input_valid"].numpy(), single["target_valid"].numpy())
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(ds, batch_size=4, shuffle=False)
+    first = next(iter(loader))
+    assert first["image"].shape == (4, 3, 256, 192) and first["input_keypoints"].shape == (4, 17, 2)
