@@ -176,8 +176,9 @@ def run(args: argparse.Namespace) -> None:
         for i in range(args.count):
             rng = np.random.default_rng([args.seed, i, 0x5EE7])
             w, h = args.size
-            bg = scene.make_background(rng, h, w)
-            persons = scene.random_people(rng, h, w, int(rng.integers(2, 8)))
+            horizon = scene.random_horizon(rng, h)
+            bg = scene.make_background(rng, h, w, horizon)
+            persons = scene.random_people(rng, h, w, int(rng.integers(2, 8)), horizon=horizon)
             image, _, truths = scene.render_frame(bg, persons)
             if args.overlay:
                 scene.draw_truth(image, truths)

@@ -62,9 +62,11 @@ def coco_category() -> dict[str, Any]:
 def render_coco_image(settings: CocoSettings, index: int) -> tuple[np.ndarray, np.ndarray, list[scene.PersonTruth]]:
     """Image `index` of the dataset: (H, W, 3) uint8 BGR image, (H, W) uint16 part labels, ground truth."""
     rng = np.random.default_rng([settings.seed, index, 0xC0C0])
-    bg = scene.make_background(rng, settings.height, settings.width)
+    horizon = scene.random_horizon(rng, settings.height)
+    bg = scene.make_background(rng, settings.height, settings.width, horizon)
     count = int(rng.integers(settings.min_persons, settings.max_persons + 1))
-    persons = scene.random_people(rng, settings.height, settings.width, count, min_height=settings.min_height)
+    persons = scene.random_people(rng, settings.height, settings.width, count, min_height=settings.min_height,
+                                  horizon=horizon)  # fmt: skip
     return scene.render_frame(bg, persons)
 
 

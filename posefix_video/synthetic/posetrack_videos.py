@@ -129,10 +129,10 @@ def video_name(settings: VideoSettings, index: int) -> str:
     return f"{settings.first_video + index:06d}_mpiinew_{suffix}"
 
 
-def make_tracks(rng: np.random.Generator, settings: VideoSettings) -> list[Track]:
-    """Random tracks of one video: motions, sizes, start frames and speeds."""
+def make_tracks(rng: np.random.Generator, settings: VideoSettings, horizon: float | None = None) -> list[Track]:
+    """Random tracks of one video: motions, sizes, start frames and speeds; feet below `horizon`."""
     w, h, n = settings.width, settings.height, settings.num_frames
-    horizon = h * rng.uniform(0.3, 0.5)
+    horizon = scene.random_horizon(rng, h) if horizon is None else horizon
     count = int(rng.integers(settings.min_tracks, settings.max_tracks + 1))
     tracks = []
     for i in range(count):
@@ -171,8 +171,9 @@ def make_tracks(rng: np.random.Generator, settings: VideoSettings) -> list[Track
 def render_video(settings: VideoSettings, index: int) -> Iterator[tuple[int, np.ndarray, np.ndarray, list]]:
     """Streams video `index`: (frame, image (H, W, 3) uint8 BGR, part labels (H, W) uint16, ground truth)."""
     rng = np.random.default_rng([settings.seed, index, 0x9057])
-    background = scene.make_background(rng, settings.height, settings.width)
-    tracks = make_tracks(rng, settings)
+    horizon = scene.random_horizon(rng, settings.height)
+    background = scene.make_background(rng, settings.height, settings.width, horizon)
+    tracks = make_tracks(rng, settings, horizon)
     noise = scene.SensorNoise(rng=rng, shape=background.shape, sigma=settings.noise_sigma)
     margin = settings.width
     for t in range(settings.num_frames):

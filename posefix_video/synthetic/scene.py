@@ -83,9 +83,17 @@ class PersonTruth:
     slot: int
 
 
-def make_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """(H, W, 3) uint8 BGR: wall/sky and floor gradients, random clutter (boxes, discs, poles, polygons), noise."""
-    horizon = int(height * rng.uniform(0.25, 0.6))
+def random_horizon(rng: np.random.Generator, height: int) -> float:
+    """y of the floor's far edge: people's feet stand below it (shared by the background and the people)."""
+    return float(height * rng.uniform(0.3, 0.5))
+
+
+def make_background(rng: np.random.Generator, height: int, width: int, horizon: float | None = None) -> np.ndarray:
+    """(H, W, 3) uint8 BGR: wall/sky and floor gradients, random clutter (boxes, discs, poles, polygons), noise.
+
+    `horizon`: y where the floor starts (random when None).
+    """
+    horizon = int(random_horizon(rng, height) if horizon is None else horizon)
     img = np.empty((height, width, 3), np.uint8)
     t = np.linspace(0.0, 1.0, horizon)[:, None]
     c0, c1 = rng.integers(60, 240, 3), rng.integers(30, 220, 3)
@@ -233,11 +241,12 @@ def ground_truth(labels: np.ndarray, persons: list[Person]) -> list[PersonTruth]
 
 
 def random_people(
-    rng: np.random.Generator, height: int, width: int, count: int, min_height: float = 40.0
+    rng: np.random.Generator, height: int, width: int, count: int, min_height: float = 40.0,
+    horizon: float | None = None,
 ) -> list[Person]:
-    """`count` people in random poses, heights from `min_height` px to most of the frame, on a ground plane."""
+    """`count` people in random poses, heights from `min_height` px to most of the frame, feet below `horizon`."""
     persons = []
-    horizon = height * rng.uniform(0.3, 0.5)
+    horizon = random_horizon(rng, height) if horizon is None else horizon
     for i in range(count):
         tall = float(np.exp(rng.uniform(np.log(min_height), np.log(0.95 * height))))
         shape = sk.BodyShape.random(rng)
