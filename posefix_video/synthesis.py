@@ -118,7 +118,7 @@ def nominal_probabilities(num_visible: np.ndarray, overlap: np.ndarray) -> np.nd
 _SAMPLE_COUNT = {GOOD: SAMPLES_N // 4, JITTER: SAMPLES_N, MISS: 4 * SAMPLES_N, INVERSION: SAMPLES_N, SWAP: SAMPLES_N}
 _PROPOSALS = 16  # rejection-sampling proposals per row and round (swap and miss points)
 _REJECTION_ROUNDS = 4
-_CHUNK = 32  # samples drawn first for every constrained centre; the rest only when needed
+_CHUNK = 8  # samples drawn first for every constrained centre; the rest only when needed
 
 
 @dataclass

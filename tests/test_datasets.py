@@ -190,7 +190,7 @@ def test_crowded_image_yields_swap_candidates(posetrack):
     assert with_near
     ds = PoseFixDataset(persons=persons, layout=POSETRACK18, augmentation=NO_AUG, seed=3)
     swaps = 0
-    for epoch in range(40):
+    for epoch in range(10):
         ds.set_epoch(epoch)
         swaps += sum(int((s["error_type"] == SWAP).sum()) for s in ds.__getitems__(with_near))
     assert swaps > 0
