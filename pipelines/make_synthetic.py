@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"{help_text} (default preset: {getattr(defaults, name)})")  # fmt: skip
     tr.add_argument("--preset", choices=("default", "training", "clean"), default="default",
                     help="starting settings that the options above override: default (a realistic tracker, "
-                    "about 76 AP on synthetic videos), training (PoseFix synthesis only, at full strength), "
+                    "about 74 AP on synthetic videos), training (PoseFix synthesis only, at full strength), "
                     "clean (every process off: output = GT)")  # fmt: skip
 
     sh = sub.add_parser("sheet", help="contact sheet PNG of random scenes",

@@ -45,7 +45,7 @@ class TrackerSimSettings:
     Attributes:
         posefix: probability that a joint takes its PoseFix-synthesised value (else the exact ground truth);
             1 reproduces the training error statistics (harsh under PCKh: about 63 AP on synthetic videos);
-            the defaults (0.5, drift 0.2) give about 76 AP, near real trackers on PoseTrack18 val.
+            the defaults (0.5, drift 0.2) give about 74 AP, near real trackers on PoseTrack18 val.
         drift: AR(1) offset standard deviation, in units of each joint's KS-0.85 radius.
         drift_rho: AR(1) frame-to-frame correlation (0.9: errors persist for about 10 frames).
         drop_joints: probability that a joint is missing from a detection.
