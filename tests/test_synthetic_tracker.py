@@ -153,3 +153,20 @@ def test_non_posetrack_layout_is_refused():
 
     with pytest.raises(PosefixError, match="PoseTrack18"):
         simulate_sequence(PoseSequence(name="x", layout=COCO17), OFF, np.random.default_rng(0))
+
+
+def test_simulator_runs_on_real_posetrack_ground_truth(shared_data, tmp_path):
+    """Real multi-frame GT (Bonn, converted to PoseTrack18; no nose labels): valid, evaluable predictions."""
+    from posefix_video.eval import evaluate_posetrack
+    from posefix_video.validate import validate_posetrack18
+
+    gt_path = shared_data / "bonn_posetrack_cvpr17" / "annotations" / "060470979_bonn_test.json"
+    (pred_path,) = simulate_files([gt_path], tmp_path, TrackerSimSettings(), seed=1)
+    assert validate_posetrack18(pred_path, gt_path) == []
+    gt, pred = read_posetrack18(gt_path), read_posetrack18(pred_path)
+    assert 0.9 * gt.num_persons < pred.num_persons <= gt.num_persons
+    for p in pred.persons():
+        g = next(q for q in gt.frames[p.frame] if q.track_id == p.extra["sim_gt_track_id"])
+        assert not (p.present & ~g.present).any()  # nothing output where the GT has no label (e.g. the nose)
+    ap = evaluate_posetrack([gt_path], [pred_path]).groups("ap")["Total"]
+    assert 40 < ap < 98
