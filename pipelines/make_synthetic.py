@@ -198,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     except PosefixError as err:
         print(err, file=sys.stderr)
         return 2
+    except OSError as err:  # an output folder that cannot be created or written: the user's to fix, no traceback
+        print(f"{err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
+        return 2
     return 0
 
 

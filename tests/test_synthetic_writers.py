@@ -209,3 +209,11 @@ def test_settings_outside_the_posetrack_id_scheme_are_refused(tmp_path, capsys):
     assert make_synthetic.main([*args, "--first-video", "999999", "--num-videos", "2"]) == 2
     assert "6 digits" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_reports_an_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert make_synthetic.main(["coco", "--out", str(blocker / "sub"), "--num-images", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "file" in err and "Traceback" not in err
