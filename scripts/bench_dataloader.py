@@ -119,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"single process, one sample at a time (__getitem__): {per_single * 1e3:.2f} ms CPU per sample = "
               f"{1 / per_single:.0f} samples/s per core")
         print(f"  parts (CPU ms): full-size decode {t_dec * 1e3:.2f}, warp {t_warp * 1e3:.2f}, "
-              f"synthesis (1 neighbour) {t_syn * 1e3:.2f}")
+              f"synthesis (1 neighbour, one person per call) {t_syn * 1e3:.2f}")
+        print(f"  batched sample minus full-size decode: {(per - t_dec) * 1e3:.2f} ms; decode share "
+              f"{t_dec / per:.0%}; at the decode cost alone the ceiling is {1 / t_dec:.0f} samples/s per core")
 
         if args.workers > 0:
             loader = DataLoader(ds, batch_size=args.batch, shuffle=True, num_workers=args.workers,
