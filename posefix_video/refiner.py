@@ -56,7 +56,7 @@ class Refiner:
     """A PoseFix network plus everything around it: crops, input rendering, flip test, mapping back.
 
     Args:
-        model: the network (PoseFixNet); moved to `device` and set to eval mode.
+        model: the network (PoseFixNet); moved to `device` (and memory format) in place and set to eval mode.
         layout: keypoint layout of the model (flip pairs, ignored slots).
         input_size: crop (H, W).
         sigma: input-pose Gaussian sigma in crop pixels.
@@ -237,8 +237,17 @@ class Refiner:
             confidence[ok] = np.where(change, refined_conf, 0.0)
         return RefineResult(keypoints=out_kp, confidence=confidence, refined=boxes.ok.copy(), reason=boxes.reason)
 
-    def _refine_ok(self, frames, frame_index, keypoints, usable, centre, size) -> tuple[np.ndarray, np.ndarray]:
-        """Device part for croppable persons: returns (N, J, 2) float64 frame px and (N, J) confidences."""
+    def _refine_ok(
+        self,
+        frames: torch.Tensor | np.ndarray,
+        frame_index: np.ndarray,
+        keypoints: np.ndarray,
+        usable: np.ndarray,
+        centre: np.ndarray,
+        size: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Device part for N croppable persons (frame_index (N,), keypoints (N, J, 2), usable (N, J), centre and
+        size (N, 2)): returns (N, J, 2) float64 frame px and (N, J) float32 confidences."""
         used, local = np.unique(frame_index, return_inverse=True)
         if torch.is_tensor(frames):
             picked = frames[torch.as_tensor(used, device=frames.device)]

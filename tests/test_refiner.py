@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -113,8 +115,11 @@ def sharp_model():
                                                            ("bf16", True, 0.3)])
 def test_fast_paths_match_fp32_eager(sharp_model, precision, channels_last, tol):
     frames, fi, kp, present = _scene(P=6, seed=4)
-    ref = Refiner.from_model(sharp_model, CFG, device="cpu", precision="fp32", channels_last=False)
-    fast = Refiner.from_model(sharp_model, CFG, device="cpu", precision=precision, channels_last=channels_last)
+    # separate copies: a Refiner converts its model's memory format in place
+    ref = Refiner.from_model(copy.deepcopy(sharp_model), CFG, device="cpu", precision="fp32", channels_last=False)
+    fast = Refiner.from_model(copy.deepcopy(sharp_model), CFG, device="cpu", precision=precision,
+                              channels_last=channels_last)
+    assert fast.model.conv1.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
     a = ref.refine_arrays(frames, fi, kp, present)
     b = fast.refine_arrays(frames, fi, kp, present)
     # tolerance in frame pixels; the crops here are ~2.5 frame px per crop px, bf16 gave max 0.07, mean 0.02 here
