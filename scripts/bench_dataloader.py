@@ -50,8 +50,18 @@ def make_coco_set(folder: Path, num_images: int, seed: int = 0) -> Path:
             x, y = rng.uniform(0, 640 - w), rng.uniform(0, 480 - h)
             kp = np.stack([rng.uniform(x, x + w, 17), rng.uniform(y, y + h, 17), np.full(17, 2.0)], 1)
             kp[rng.random(17) < 0.2] = 0
-            anns.append({"id": len(anns) + 1, "image_id": i, "category_id": 1, "iscrowd": 0, "bbox": [x, y, w, h],
-                         "area": w * h, "num_keypoints": int((kp[:, 2] > 0).sum()), "keypoints": kp.ravel().tolist()})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "num_keypoints": int((kp[:, 2] > 0).sum()),
+                    "keypoints": kp.ravel().tolist(),
+                }
+            )
     path = folder / "person_keypoints.json"
     cats = [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO17.names)}]
     path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
@@ -77,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         ann = make_coco_set(folder, args.images)
         persons = load_coco_persons(ann, folder)
-        ds = PoseFixDataset(persons=persons, layout=COCO17, input_hw=tuple(args.size), seed=0,
-                            reduced_decode=not args.no_reduced_decode)
+        ds = PoseFixDataset(
+            persons=persons, layout=COCO17, input_hw=tuple(args.size), seed=0, reduced_decode=not args.no_reduced_decode
+        )
         n = min(args.samples, len(ds))
         for i in range(20):  # warm-up
             ds[i]
@@ -112,28 +123,46 @@ def main(argv: list[str] | None = None) -> int:
             synthesize_poses(gt, gv, near, gv[:, None], np.array([120.0 * 180]), np.array([1]), COCO17, rng)
         t_syn = (time.process_time() - t0) / n
 
-        print(f"crop {args.size[0]}x{args.size[1]}, {len(persons)} persons on {args.images} synthetic 640x480 JPEGs "
-              f"(mean {np.mean([Path(p.image_path).stat().st_size for p in persons]) / 1024:.0f} KB)")
-        print(f"single process, batches of {args.batch} (__getitems__): {per * 1e3:.2f} ms CPU per sample = "
-              f"{1 / per:.0f} samples/s per core ({1 / per / TARGET_PER_CORE:.2f}x the {TARGET_PER_CORE:.0f}/s target)")
-        print(f"single process, one sample at a time (__getitem__): {per_single * 1e3:.2f} ms CPU per sample = "
-              f"{1 / per_single:.0f} samples/s per core")
-        print(f"  parts (CPU ms): full-size decode {t_dec * 1e3:.2f}, warp {t_warp * 1e3:.2f}, "
-              f"synthesis (1 neighbour, one person per call) {t_syn * 1e3:.2f}")
-        print(f"  batched sample minus full-size decode: {(per - t_dec) * 1e3:.2f} ms; decode share "
-              f"{t_dec / per:.0%}; at the decode cost alone the ceiling is {1 / t_dec:.0f} samples/s per core")
+        print(
+            f"crop {args.size[0]}x{args.size[1]}, {len(persons)} persons on {args.images} synthetic 640x480 JPEGs "
+            f"(mean {np.mean([Path(p.image_path).stat().st_size for p in persons]) / 1024:.0f} KB)"
+        )
+        print(
+            f"single process, batches of {args.batch} (__getitems__): {per * 1e3:.2f} ms CPU per sample = "
+            f"{1 / per:.0f} samples/s per core ({1 / per / TARGET_PER_CORE:.2f}x the {TARGET_PER_CORE:.0f}/s target)"
+        )
+        print(
+            f"single process, one sample at a time (__getitem__): {per_single * 1e3:.2f} ms CPU per sample = "
+            f"{1 / per_single:.0f} samples/s per core"
+        )
+        print(
+            f"  parts (CPU ms): full-size decode {t_dec * 1e3:.2f}, warp {t_warp * 1e3:.2f}, "
+            f"synthesis (1 neighbour, one person per call) {t_syn * 1e3:.2f}"
+        )
+        print(
+            f"  batched sample minus full-size decode: {(per - t_dec) * 1e3:.2f} ms; decode share "
+            f"{t_dec / per:.0%}; at the decode cost alone the ceiling is {1 / t_dec:.0f} samples/s per core"
+        )
 
         if args.workers > 0:
-            loader = DataLoader(ds, batch_size=args.batch, shuffle=True, num_workers=args.workers,
-                                persistent_workers=True, generator=torch.Generator().manual_seed(0))
+            loader = DataLoader(
+                ds,
+                batch_size=args.batch,
+                shuffle=True,
+                num_workers=args.workers,
+                persistent_workers=True,
+                generator=torch.Generator().manual_seed(0),
+            )
             it = iter(loader)
             next(it)  # start-up
             got, t0 = 0, time.perf_counter()
             for batch in it:
                 got += batch["image"].shape[0]
             wall = time.perf_counter() - t0
-            print(f"DataLoader, {args.workers} workers, batch {args.batch}: {got / wall:.0f} samples/s wall clock "
-                  f"({got / wall / args.workers:.0f} per worker)")
+            print(
+                f"DataLoader, {args.workers} workers, batch {args.batch}: {got / wall:.0f} samples/s wall clock "
+                f"({got / wall / args.workers:.0f} per worker)"
+            )
     return 0
 
 

@@ -67,8 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", required=True, type=Path, help="PoseTrack18 folder (holds images/ and annotations/)")
     ap.add_argument("--split", default="train", help="split folder name under annotations/ (train, val)")
-    ap.add_argument("--annotations", type=Path, default=None,
-                    help="per-video GT folder or file (default ROOT/annotations/SPLIT)")
+    ap.add_argument(
+        "--annotations", type=Path, default=None, help="per-video GT folder or file (default ROOT/annotations/SPLIT)"
+    )
     ap.add_argument("--out", required=True, type=Path, help="merged COCO-style JSON to write")
     ap.add_argument("--allow-missing", action="store_true", help="drop frames whose image is missing")
     args = ap.parse_args(argv)

@@ -312,9 +312,18 @@ def test_jpeg_size_reads_the_header(shared_data):
 
 def test_build_dataset_from_config(shared_data):
     root = shared_data / "posetrack18_mmpose"
-    data = SimpleNamespace(kind="posetrack", train_ann=str(root / "annotations" / "val"), train_images=str(root),
-                           val_ann=str(root / "annotations" / "test_posetrack18_val.json"), val_images=str(root),
-                           train_inputs="", scale_factor=0.3, rotation_factor=40.0, rotation_prob=0.6, flip_prob=0.5)
+    data = SimpleNamespace(
+        kind="posetrack",
+        train_ann=str(root / "annotations" / "val"),
+        train_images=str(root),
+        val_ann=str(root / "annotations" / "test_posetrack18_val.json"),
+        val_images=str(root),
+        train_inputs="",
+        scale_factor=0.3,
+        rotation_factor=40.0,
+        rotation_prob=0.6,
+        flip_prob=0.5,
+    )
     cfg = SimpleNamespace(data=data, model=SimpleNamespace(layout="posetrack18", input_size=(128, 96)),
                           runtime=SimpleNamespace(seed=0))  # fmt: skip
     train = build_dataset(cfg, split="train")

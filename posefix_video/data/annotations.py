@@ -139,8 +139,11 @@ def persons_from_coco(
             box = box_from_keypoints(kps[None, :, :2], valid[None], extent=1.0)[0]
         width, height = img.get("width"), img.get("height")
         if width is None or height is None:
-            raise InputError(path, "the image has no width/height (run scripts/prepare_posetrack.py to fill them)",
-                             f"images id {img['id']}")
+            raise InputError(
+                path,
+                "the image has no width/height (run scripts/prepare_posetrack.py to fill them)",
+                f"images id {img['id']}",
+            )
         clipped = clip_box(box, width, height)
         if clipped is None:
             continue
@@ -157,9 +160,14 @@ def persons_from_coco(
             near_idx = np.flatnonzero((iou[k] >= NEAR_IOU) & (np.arange(len(persons)) != k))
             entries.append(
                 PersonEntry(
-                    image_path=str(root / images[image_id]["file_name"]), image_id=int(image_id), ann_id=ann_id,
-                    box=box, keypoints=kps[k, :, :2].copy(), valid=valid[k].copy(),
-                    near=kps[near_idx, :, :2].copy(), near_valid=valid[near_idx].copy(),
+                    image_path=str(root / images[image_id]["file_name"]),
+                    image_id=int(image_id),
+                    ann_id=ann_id,
+                    box=box,
+                    keypoints=kps[k, :, :2].copy(),
+                    valid=valid[k].copy(),
+                    near=kps[near_idx, :, :2].copy(),
+                    near_valid=valid[near_idx].copy(),
                 )  # fmt: skip
             )
     return entries

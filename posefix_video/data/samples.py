@@ -110,8 +110,11 @@ class PoseFixDataset(Dataset):
         f = decode_factor(M) if self.reduced_decode else 1
         img = cv2.imread(e.image_path, _REDUCED_FLAGS[f] | cv2.IMREAD_IGNORE_ORIENTATION)
         if img is None:
-            raise InputError(e.image_path, "image missing or not readable",
-                             f"person {index} (image_id {e.image_id}, annotation id {e.ann_id})")
+            raise InputError(
+                e.image_path,
+                "image missing or not readable",
+                f"person {index} (image_id {e.image_id}, annotation id {e.ann_id})",
+            )
         return img, reduced_affine(M, f)
 
     def _to_crop(self, M: np.ndarray, pts: np.ndarray, valid: np.ndarray, flip: bool) -> tuple[np.ndarray, np.ndarray]:
