@@ -287,8 +287,9 @@ def train_one_epoch(model: nn.Module, criterion: Criterion, optimizer: torch.opt
 
 @torch.no_grad()
 def evaluate(model: nn.Module, criterion: Criterion, loader: Iterable, *, device: torch.device, prepare: Prepare,
-             autocast_dtype: torch.dtype | None = None) -> dict[str, float]:
-    """Mean loss terms over `loader` in eval mode (BatchNorm running statistics), averaged over processes."""
+             autocast_dtype: torch.dtype | None = None, reduce: bool = True) -> dict[str, float]:
+    """Mean loss terms over `loader` in eval mode (BatchNorm running statistics), averaged over processes when
+    `reduce` (False when only one process evaluates, as `fit`'s rank-0 validation: a collective would hang)."""
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     n = 0
@@ -303,8 +304,8 @@ def evaluate(model: nn.Module, criterion: Criterion, loader: Iterable, *, device
     names = sorted(sums)
     if not names:
         return {}
-    vec = _all_reduce_mean(torch.stack([sums[k] for k in names]) / max(n, 1)).tolist()
-    return dict(zip(names, vec))
+    vec = torch.stack([sums[k] for k in names]) / max(n, 1)
+    return dict(zip(names, (_all_reduce_mean(vec) if reduce else vec).tolist()))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -516,7 +517,8 @@ def run_training(cfg: Any, out_dir: str | os.PathLike, *, resume: bool = False) 
     """Runs a TrainConfig end to end (one process, or one of torchrun's processes).
 
     Writes config.yaml (the merged config), metrics.jsonl, last.pth / best.pth (checkpoint.py format plus the
-    training state, loadable by `Refiner.from_checkpoint`).
+    training state, loadable by `Refiner.from_checkpoint`). config.yaml is written once the model, the training data
+    and the validation inputs are built, so a run that fails on its inputs leaves no output behind.
     """
     from posefix_video.config import dump_config, to_dict
     from posefix_video.keypoints import get_layout
@@ -525,9 +527,6 @@ def run_training(cfg: Any, out_dir: str | os.PathLike, *, resume: bool = False) 
 
     info = init_distributed(cfg.runtime.device)
     out = Path(out_dir)
-    if info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, out / "config.yaml")
     if cfg.runtime.deterministic:
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
@@ -547,6 +546,12 @@ def run_training(cfg: Any, out_dir: str | os.PathLike, *, resume: bool = False) 
     prepare = posefix_prepare(sigma=cfg.model.input_sigma, ignored=tuple(layout.ignored),
                               channels_last=channels_last)
     train_set = build_dataset(cfg, split="train")
+    validate = build_validation(cfg, criterion, prepare, info)
+    if info.is_main:
+        # only now that the data and validation inputs are known to be good: a run that fails on bad input
+        # leaves no config.yaml (nor folder) behind that looks like a started run
+        out.mkdir(parents=True, exist_ok=True)
+        dump_config(cfg, out / "config.yaml")
     wd, mode = cfg.optim.weight_decay, cfg.optim.weight_decay_mode
     model_cfg = cfg.model
 
@@ -566,7 +571,7 @@ def run_training(cfg: Any, out_dir: str | os.PathLike, *, resume: bool = False) 
                num_workers=cfg.data.num_workers, autocast_dtype=torch.bfloat16 if bf16 else None,
                extra_loss=(lambda m: conv_l2_penalty(m, wd)) if mode == "l2_conv" and wd > 0 else None,
                grad_clip=cfg.optim.grad_clip, sync_bn=cfg.runtime.sync_bn, model_entry=model_entry,
-               config=to_dict(cfg), validate=build_validation(cfg, criterion, prepare, info),
+               config=to_dict(cfg), validate=validate,
                validate_every=cfg.validation.every, resume=resume, log_every=cfg.runtime.log_every,
                keep_every=cfg.runtime.keep_every, flops_example=example if use_cuda else None)
 
@@ -588,8 +593,10 @@ def build_validation(cfg: Any, criterion: Criterion, prepare: Prepare,
                      info: DistInfo) -> Callable[[nn.Module, Path, int], dict[str, float]] | None:
     """The per-epoch validation callable of `cfg.validation` (None when disabled or without validation data).
 
-    metric "loss": mean validation loss on the val split (score = -loss). "coco_ap" / "posetrack_ap": refine the
-    validation inputs with `Refiner.from_checkpoint(last.pth)` (exactly the inference path) and evaluate.
+    metric "loss": mean validation loss on the val split (score = -loss). "coco_ap" / "posetrack_ap": refine
+    data.val_inputs with `Refiner.from_checkpoint(last.pth)` (exactly the inference path) and score them with
+    COCO OKS AP / poseval AP Total (validation.py). Validation inputs are checked here, before training starts.
+    `fit` calls it on rank 0 only, so it reduces nothing across processes.
     """
     if cfg.validation.every <= 0 or not cfg.data.val_ann:
         return None
@@ -602,17 +609,10 @@ def build_validation(cfg: Any, criterion: Criterion, prepare: Prepare,
                             num_workers=cfg.data.num_workers)
 
         def validate_loss(model: nn.Module, out_dir: Path, epoch: int) -> dict[str, float]:
-            terms = evaluate(model, criterion, loader, device=info.device, prepare=prepare)
+            terms = evaluate(model, criterion, loader, device=info.device, prepare=prepare, reduce=False)
             return {**terms, "score": -terms["loss"]}
 
         return validate_loss
-    try:
-        from posefix_video.data import validate_refiner  # the AP evaluation of a checkpoint on cfg.data's val split
-    except ImportError:
-        raise PosefixError(f"validation.metric {metric} needs posefix_video.data.validate_refiner, which is not "
-                           "available; use validation.metric=loss or validation.every=0") from None
+    from posefix_video.validation import build_ap_validation
 
-    def validate_ap(model: nn.Module, out_dir: Path, epoch: int) -> dict[str, float]:
-        return validate_refiner(cfg, out_dir / "last.pth", metric=metric, device=info.device)
-
-    return validate_ap
+    return build_ap_validation(cfg, metric, info.device)

@@ -1,0 +1,324 @@
+"""AP validation of a refiner during training: refine held-out input poses and score them like a user would.
+
+PoseTrack (`validate_posetrack`): every per-video input prediction file (e.g. the tracker simulator's output,
+`make_synthetic track`) is refined on its frames with `refine_video` (the inference path), written to a work folder
+and scored against the GT file of the same name with poseval's AP (`eval.evaluate_posetrack`, no tracking).
+
+COCO (`validate_coco`): a COCO keypoint results file is refined on the validation images, written as a results file
+and scored with COCO's OKS AP (`eval.evaluate_coco`).
+
+Both return the refined AP as "score" (higher is better) and the AP of the unrefined inputs as "input_ap", so the
+metrics log shows what refinement gains. `build_ap_validation` maps a TrainConfig to one of them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from posefix_video.atomic import atomic_open
+from posefix_video.errors import ConfigError, InputError
+
+logger = logging.getLogger(__name__)
+
+_VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PoseTrack
+
+
+def find_video_frames(frames_root: str | os.PathLike, gt_file: str | os.PathLike, name: str) -> Path:
+    """The frames of video `name`: the folder of the GT's first `file_name` under `frames_root` (the PoseTrack
+    image root, as data.val_images), else `<frames_root>/<name>/` or a video file `<frames_root>/<name>.<ext>`.
+
+    Raises:
+        InputError: none of these exists (names the GT file and the places tried).
+    """
+    root = Path(frames_root)
+    tried = []
+    try:
+        with open(gt_file, encoding="utf-8") as f:
+            images = json.load(f).get("images") or []
+        file_name = images[0].get("file_name") if images and isinstance(images[0], dict) else None
+    except (OSError, ValueError, AttributeError):
+        file_name = None
+    if file_name:
+        folder = root / Path(file_name).parent
+        if folder.is_dir():
+            return folder
+        tried.append(str(folder))
+    if (root / name).is_dir():
+        return root / name
+    tried.append(str(root / name))
+    for ext in _VIDEO_EXTS:
+        if (root / (name + ext)).is_file():
+            return root / (name + ext)
+    raise InputError(gt_file, f"no frames for video {name} under data.val_images {root} (tried {', '.join(tried)} "
+                              f"and {name}.mp4 etc.)")
+
+
+def posetrack_pairs(gt_dir: str | os.PathLike, inputs_dir: str | os.PathLike,
+                    max_videos: int = 0) -> list[tuple[Path, Path]]:
+    """(GT file, input file) pairs: every `*.json` of `inputs_dir` with the GT file of the same name.
+
+    Raises:
+        InputError: a folder is missing or empty, or an input file has no GT file of the same name.
+    """
+    gt_dir, inputs_dir = Path(gt_dir), Path(inputs_dir)
+    if not gt_dir.is_dir():
+        raise InputError(gt_dir, "data.val_ann: PoseTrack GT folder not found")
+    if not inputs_dir.is_dir():
+        raise InputError(inputs_dir, "data.val_inputs: folder of per-video input prediction files not found")
+    inputs = sorted(inputs_dir.glob("*.json"))
+    if not inputs:
+        raise InputError(inputs_dir, "data.val_inputs: no *.json prediction files in this folder")
+    if max_videos > 0:
+        inputs = inputs[:max_videos]
+    pairs = []
+    for p in inputs:
+        gt = gt_dir / p.name
+        if not gt.is_file():
+            raise InputError(p, f"no GT file of the same name in data.val_ann {gt_dir}")
+        pairs.append((gt, p))
+    return pairs
+
+
+def validate_posetrack(refiner: Any, pairs: list[tuple[Path, Path]], frames_root: str | os.PathLike, *,
+                       work_dir: str | os.PathLike | None = None, batch_size: int = 64,
+                       input_ap: float | None = None) -> dict[str, float]:
+    """Refines every input file on its video's frames and scores the outputs with poseval's AP.
+
+    Args:
+        refiner: a `Refiner` (or anything with `.layout` and `.refine_records`, as `refine_video` takes).
+        pairs: (GT file, input prediction file) per video, from `posetrack_pairs`.
+        frames_root: the image root (data.val_images); see `find_video_frames`.
+        work_dir: where the temporary refined files go (a fresh temporary folder inside it, removed afterwards).
+        batch_size: persons per refiner call.
+        input_ap: the AP Total of the unrefined inputs, when already known (computed otherwise).
+
+    Returns:
+        {"ap_total", "ap_head", ..., "ap_ankl" (percent, refined), "input_ap" (percent), "score" (= ap_total)}.
+    """
+    from posefix_video.eval.posetrack import evaluate_posetrack
+    from posefix_video.refine_video import refine_video
+
+    gts = [g for g, _ in pairs]
+    if input_ap is None:
+        input_ap = evaluate_posetrack(gts, [p for _, p in pairs], tracking=False).groups("ap")["Total"]
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="val_posetrack_", dir=work_dir) as tmp:
+        outs = []
+        for gt, pred in pairs:
+            frames = find_video_frames(frames_root, gt, pred.stem)
+            out = Path(tmp) / pred.name
+            refine_video(frames, pred, out=out, refiner=refiner, batch_size=batch_size, decoder="pyav")
+            outs.append(out)
+        result = evaluate_posetrack(gts, outs, tracking=False)
+    groups = result.groups("ap")
+    metrics = {f"ap_{k.lower()}": v for k, v in groups.items()}
+    return {**metrics, "input_ap": float(input_ap), "score": metrics["ap_total"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# COCO
+
+
+def load_coco_inputs(results_json: str | os.PathLike, gt: dict, num_joints: int,
+                     max_samples: int = 0) -> dict[Any, list[dict]]:
+    """COCO keypoint results grouped by image_id (input order kept), on images of the GT only.
+
+    Raises:
+        InputError: not a results list, a record without image_id/keypoints/score, wrong keypoint count, or an
+            image_id missing from the GT (names the file and the record).
+    """
+    try:
+        with open(results_json, encoding="utf-8") as f:
+            results = json.load(f)
+    except FileNotFoundError:
+        raise InputError(results_json, "data.val_inputs: COCO results file not found") from None
+    except ValueError as e:
+        raise InputError(results_json, f"not valid JSON ({e})") from None
+    if not isinstance(results, list):
+        raise InputError(results_json, "expected a COCO keypoint results list")
+    image_ids = {img["id"] for img in gt["images"]}
+    by_image: dict[Any, list[dict]] = defaultdict(list)
+    for i, r in enumerate(results):
+        where = f"results[{i}]"
+        if not isinstance(r, dict) or not {"image_id", "keypoints", "score"} <= r.keys():
+            raise InputError(results_json, "a result needs image_id, keypoints and score", where)
+        if len(r["keypoints"]) != 3 * num_joints:
+            raise InputError(results_json, f"{len(r['keypoints'])} keypoint numbers, expected {3 * num_joints}",
+                             where)
+        if r["image_id"] not in image_ids:
+            raise InputError(results_json, f"image_id {r['image_id']} is not in the validation GT", where)
+        by_image[r["image_id"]].append(r)
+    if max_samples > 0:
+        capped, n = {}, 0
+        for k, rs in by_image.items():
+            if n >= max_samples:
+                break
+            capped[k] = rs
+            n += len(rs)
+        by_image = capped
+    return dict(by_image)
+
+
+def refine_coco_results(refiner: Any, by_image: dict[Any, list[dict]], image_paths: dict[Any, Path], *,
+                        images_per_call: int = 16) -> list[dict]:
+    """Refined copies of COCO results: each joint with a score > 0 moves, scores are kept (as the refiner does).
+
+    Images of equal size are decoded together and refined in one `refine_arrays` call of up to `images_per_call`
+    images, so persons of several images share a forward pass.
+    """
+    J = refiner.layout.num_joints
+    by_size: dict[tuple[int, int], list[tuple[Any, np.ndarray]]] = defaultdict(list)
+    out: list[dict] = []
+
+    def flush(items: list[tuple[Any, np.ndarray]]) -> None:
+        frames = np.stack([im for _, im in items])
+        recs = [(f, r) for f, (iid, _) in enumerate(items) for r in by_image[iid]]
+        kp = np.array([r["keypoints"] for _, r in recs], dtype=np.float64).reshape(-1, J, 3)
+        present = kp[..., 2] > 0
+        res = refiner.refine_arrays(frames, np.array([f for f, _ in recs]), kp[..., :2], present)
+        for (_, r), xy in zip(recs, res.keypoints):
+            new = np.array(r["keypoints"], dtype=np.float64).reshape(J, 3)
+            new[:, :2] = np.where(new[:, 2:3] > 0, xy, new[:, :2])
+            out.append({**r, "keypoints": [float(v) for v in new.reshape(-1)]})
+
+    for iid in by_image:
+        path = image_paths[iid]
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise InputError(path, f"validation image {iid} is missing or not a readable image")
+        img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        group = by_size[img.shape[:2]]
+        group.append((iid, img))
+        if len(group) == images_per_call:
+            flush(group)
+            group.clear()
+    for group in by_size.values():
+        if group:
+            flush(group)
+    return out
+
+
+def validate_coco(refiner: Any, gt_json: str | os.PathLike, images_dir: str | os.PathLike,
+                  results_json: str | os.PathLike, *, work_dir: str | os.PathLike | None = None,
+                  max_samples: int = 0, input_ap: float | None = None) -> dict[str, float]:
+    """Refines a COCO keypoint results file on the validation images and scores it with COCO OKS AP.
+
+    Args:
+        refiner: a `Refiner` (layout coco17).
+        gt_json: COCO keypoint GT (data.val_ann); images_dir: its image folder (data.val_images).
+        results_json: input poses (data.val_inputs), COCO keypoint results format.
+        work_dir: where the temporary results files go (removed afterwards).
+        max_samples: refine and score only the first images holding this many persons (0 = all).
+        input_ap: AP of the unrefined inputs when already known.
+
+    Returns:
+        {"ap", "ap50", "ap75", "ar" (fractions as COCO prints them, refined), "input_ap", "score" (= ap)}.
+    """
+    from posefix_video.eval.coco import evaluate_coco
+
+    try:
+        with open(gt_json, encoding="utf-8") as f:
+            gt = json.load(f)
+    except (OSError, ValueError) as e:
+        raise InputError(gt_json, f"data.val_ann: not a readable COCO GT file ({e})") from None
+    if not isinstance(gt, dict) or "images" not in gt or "annotations" not in gt:
+        raise InputError(gt_json, "data.val_ann: not a COCO GT file (needs images and annotations)")
+    by_image = load_coco_inputs(results_json, gt, refiner.layout.num_joints, max_samples)
+    if not by_image:
+        raise InputError(results_json, "data.val_inputs: no results to refine")
+    if max_samples > 0:  # score only the images refined
+        keep = set(by_image)
+        gt = {**gt, "images": [im for im in gt["images"] if im["id"] in keep],
+              "annotations": [a for a in gt["annotations"] if a["image_id"] in keep]}
+    paths = {im["id"]: Path(images_dir) / im["file_name"] for im in gt["images"] if im["id"] in by_image}
+    refined = refine_coco_results(refiner, by_image, paths)
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="val_coco_", dir=work_dir) as tmp:
+        gt_path, inp_path, out_path = Path(tmp) / "gt.json", Path(tmp) / "inputs.json", Path(tmp) / "refined.json"
+        for path, obj in ((gt_path, gt), (inp_path, [r for rs in by_image.values() for r in rs]),
+                          (out_path, refined)):
+            with atomic_open(path, "w") as f:
+                json.dump(obj, f)
+        if input_ap is None:
+            input_ap = evaluate_coco(gt_path, inp_path)["AP"]
+        stats = evaluate_coco(gt_path, out_path)
+    metrics = {"ap": stats["AP"], "ap50": stats["AP50"], "ap75": stats["AP75"], "ar": stats["AR"]}
+    return {**metrics, "input_ap": float(input_ap), "score": metrics["ap"]}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# TrainConfig -> validation callable
+
+
+def build_ap_validation(cfg: Any, metric: str, device: Any) -> Callable[[Any, Path, int], dict[str, float]]:
+    """The per-epoch AP validation of `cfg` ("coco_ap" or "posetrack_ap"): `(model, out_dir, epoch) -> metrics`.
+
+    The inputs are checked now, before training starts. Each call builds a Refiner from `out_dir/last.pth` (the
+    checkpoint just written, read exactly as at inference) with `cfg.validation.flip_test`. The input AP is
+    computed on the first call and reused.
+
+    Raises:
+        ConfigError: data.val_inputs is empty, or the metric does not fit the model layout.
+        InputError: a validation file or folder is missing.
+    """
+    from posefix_video.refiner import Refiner
+
+    d, v = cfg.data, cfg.validation
+    if not d.val_inputs:
+        raise ConfigError(f"validation.metric {metric} needs data.val_inputs (input poses to refine: a COCO results "
+                          "file, or a folder of PoseTrack18 prediction files, e.g. from `make_synthetic track`); "
+                          "or use validation.metric=loss")
+    if metric == "coco_ap" and cfg.model.layout != "coco17":
+        raise ConfigError(f"validation.metric coco_ap needs model.layout coco17, got {cfg.model.layout}")
+    if metric == "posetrack_ap" and cfg.model.layout != "posetrack18":
+        raise ConfigError(f"validation.metric posetrack_ap needs model.layout posetrack18, got {cfg.model.layout}")
+    cache: dict[str, float] = {}
+
+    def refiner_of(out_dir: Path) -> Any:
+        return Refiner.from_checkpoint(out_dir / "last.pth", device=device, flip_test=v.flip_test,
+                                       precision="fp32" if str(device).startswith("cpu") else "auto",
+                                       batch_size=2 * max(1, d.batch_size))
+
+    if metric == "posetrack_ap":
+        pairs = posetrack_pairs(d.val_ann, d.val_inputs, max_videos=v.max_samples)
+        for gt, _ in pairs:
+            find_video_frames(d.val_images, gt, gt.stem)
+
+        def run_posetrack(model: Any, out_dir: Path, epoch: int) -> dict[str, float]:
+            m = validate_posetrack(refiner_of(out_dir), pairs, d.val_images, work_dir=out_dir,
+                                   batch_size=d.batch_size, input_ap=cache.get("input_ap"))
+            cache["input_ap"] = m["input_ap"]
+            return m
+
+        return run_posetrack
+    if metric != "coco_ap":
+        raise ConfigError(f"unknown validation.metric {metric!r}")
+    for path, what in ((d.val_ann, "data.val_ann"), (d.val_inputs, "data.val_inputs")):
+        if not Path(path).is_file():
+            raise InputError(path, f"{what}: file not found")
+    if not Path(d.val_images).is_dir():
+        raise InputError(d.val_images, "data.val_images: image folder not found")
+
+    def run_coco(model: Any, out_dir: Path, epoch: int) -> dict[str, float]:
+        m = validate_coco(refiner_of(out_dir), d.val_ann, d.val_images, d.val_inputs, work_dir=out_dir,
+                          max_samples=v.max_samples, input_ap=cache.get("input_ap"))
+        cache["input_ap"] = m["input_ap"]
+        return m
+
+    return run_coco
