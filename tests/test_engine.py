@@ -155,3 +155,40 @@ def test_run_training_writes_a_refiner_loadable_checkpoint(tmp_path, monkeypatch
     engine.init_weights(fresh, cfg.model, checkpoint=str(tmp_path / "last.pth"))
     for k, v in model.state_dict().items():
         assert torch.equal(fresh.state_dict()[k], v)
+
+
+def test_a_run_failing_on_its_inputs_leaves_no_output(tmp_path):
+    from posefix_video import engine
+    from posefix_video.errors import PosefixError
+    from posefix_video.train_config import load_train_config
+
+    # missing training data
+    cfg = load_train_config("configs/tiny_synthetic.yaml", [f"data.train_ann={tmp_path / 'nope.json'}",
+                                                             "model.input_size=[64,64]"])
+    with pytest.raises(PosefixError, match="nope.json"):
+        engine.run_training(cfg, tmp_path / "run1")
+    assert not (tmp_path / "run1").exists()
+
+
+def test_a_run_failing_on_its_validation_inputs_leaves_no_output(tmp_path, monkeypatch):
+    from posefix_video import engine
+    from posefix_video.errors import InputError
+    from posefix_video.train_config import load_train_config
+
+    monkeypatch.setattr(engine, "build_dataset", lambda cfg, split: FakeCrops())
+    (tmp_path / "gt").mkdir()
+    cfg = load_train_config("configs/tiny_synthetic_posetrack.yaml", [
+        "model.input_size=[64,64]", f"data.val_ann={tmp_path / 'gt'}", f"data.val_inputs={tmp_path / 'missing'}"])
+    with pytest.raises(InputError, match="missing: data.val_inputs"):
+        engine.run_training(cfg, tmp_path / "run2")
+    assert not (tmp_path / "run2").exists()
+
+
+def test_train_cli_exits_2_without_output_on_bad_validation_inputs(tmp_path, capsys):
+    from pipelines.train import main
+
+    code = main(["--config", "configs/tiny_synthetic_posetrack.yaml", "--out", str(tmp_path / "run"), "--quiet",
+                 f"data.train_ann={tmp_path / 'none'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "none" in err
+    assert not (tmp_path / "run").exists()
