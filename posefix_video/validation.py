@@ -31,6 +31,7 @@ from posefix_video.errors import ConfigError, InputError
 logger = logging.getLogger(__name__)
 
 _VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+SYNTH_INPUTS = "val_inputs_synth"  # folder in the run directory for inputs synthesised from the GT
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -263,6 +264,50 @@ def validate_coco(refiner: Any, gt_json: str | os.PathLike, images_dir: str | os
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# inputs synthesised from the ground truth (data.val_inputs empty)
+
+
+def synthesize_posetrack_inputs(gt_files: list[Path], out_dir: str | os.PathLike, seed: int) -> Path:
+    """Per-video input files made from the GT with the PoseFix error synthesis only (the tracker simulator's
+    "training" preset: no drift, misses or id switches), one per GT file, same names, into `out_dir`."""
+    from posefix_video.synthetic.tracker_sim import TrackerSimSettings, simulate_files
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    simulate_files(list(gt_files), out, TrackerSimSettings.training(), seed)
+    return out
+
+
+def synthesize_coco_inputs(gt_json: str | os.PathLike, images_dir: str | os.PathLike, layout: Any,
+                           seed: int) -> list[dict]:
+    """COCO keypoint results made from the GT with the PoseFix error synthesis (frame pixels, one batched call).
+
+    Every labeled person becomes one result with score 1; synthesised joints get v = 1, zeroed ones (0, 0, 0).
+    """
+    from posefix_video.data.coco import load_coco_persons
+    from posefix_video.synthesis import synthesize_poses
+
+    persons = [p for p in load_coco_persons(gt_json, images_dir, layout) if p.valid.any()]
+    if not persons:
+        raise InputError(gt_json, "data.val_ann: no labeled person to synthesise validation inputs from")
+    J = layout.num_joints
+    M = max(p.near.shape[0] for p in persons)
+    near = np.zeros((len(persons), M, J, 2))
+    near_valid = np.zeros((len(persons), M, J), dtype=bool)
+    for k, p in enumerate(persons):
+        near[k, :p.near.shape[0]], near_valid[k, :p.near.shape[0]] = p.near, p.near_valid
+    res = synthesize_poses(np.stack([p.keypoints for p in persons]), np.stack([p.valid for p in persons]), near,
+                           near_valid, np.array([p.box[2] * p.box[3] for p in persons]),
+                           np.array([p.overlap for p in persons]), layout, np.random.default_rng([seed, 8]))
+    out = []
+    for p, kp, ok in zip(persons, res.keypoints, res.valid):
+        trip = np.concatenate([np.where(ok[:, None], kp, 0.0), ok[:, None].astype(np.float64)], axis=1)
+        out.append({"image_id": p.image_id, "category_id": 1, "keypoints": [float(v) for v in trip.reshape(-1)],
+                    "score": 1.0})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # TrainConfig -> validation callable
 
 
@@ -271,19 +316,17 @@ def build_ap_validation(cfg: Any, metric: str, device: Any) -> Callable[[Any, Pa
 
     The inputs are checked now, before training starts. Each call builds a Refiner from `out_dir/last.pth` (the
     checkpoint just written, read exactly as at inference) with `cfg.validation.flip_test`. The input AP is
-    computed on the first call and reused.
+    computed on the first call and reused. With data.val_inputs empty, inputs are synthesised from the GT on the
+    first call (seeded by runtime.seed) into `out_dir/val_inputs_synth/` and reused (also by a resumed run).
 
     Raises:
-        ConfigError: data.val_inputs is empty, or the metric does not fit the model layout.
+        ConfigError: the metric does not fit the model layout.
         InputError: a validation file or folder is missing.
     """
+    from posefix_video.keypoints import get_layout
     from posefix_video.refiner import Refiner
 
     d, v = cfg.data, cfg.validation
-    if not d.val_inputs:
-        raise ConfigError(f"validation.metric {metric} needs data.val_inputs (input poses to refine: a COCO results "
-                          "file, or a folder of PoseTrack18 prediction files, e.g. from `make_synthetic track`); "
-                          "or use validation.metric=loss")
     if metric == "coco_ap" and cfg.model.layout != "coco17":
         raise ConfigError(f"validation.metric coco_ap needs model.layout coco17, got {cfg.model.layout}")
     if metric == "posetrack_ap" and cfg.model.layout != "posetrack18":
@@ -296,12 +339,25 @@ def build_ap_validation(cfg: Any, metric: str, device: Any) -> Callable[[Any, Pa
                                        batch_size=2 * max(1, d.batch_size))
 
     if metric == "posetrack_ap":
-        pairs = posetrack_pairs(d.val_ann, d.val_inputs, max_videos=v.max_samples)
+        if d.val_inputs:
+            pairs = posetrack_pairs(d.val_ann, d.val_inputs, max_videos=v.max_samples)
+        else:
+            gts = sorted(Path(d.val_ann).glob("*.json")) if Path(d.val_ann).is_dir() else []
+            if not gts:
+                raise InputError(d.val_ann, "data.val_ann: PoseTrack GT folder not found or without *.json files")
+            gts = gts[:v.max_samples] if v.max_samples > 0 else gts
+            pairs = [(g, Path(SYNTH_INPUTS) / g.name) for g in gts]  # relative to the run folder, made lazily
         for gt, _ in pairs:
             find_video_frames(d.val_images, gt, gt.stem)
 
         def run_posetrack(model: Any, out_dir: Path, epoch: int) -> dict[str, float]:
-            m = validate_posetrack(refiner_of(out_dir), pairs, d.val_images, work_dir=out_dir,
+            use = pairs
+            if not d.val_inputs:
+                folder = out_dir / SYNTH_INPUTS
+                if not all((folder / g.name).is_file() for g, _ in pairs):
+                    synthesize_posetrack_inputs([g for g, _ in pairs], folder, cfg.runtime.seed)
+                use = [(g, folder / g.name) for g, _ in pairs]
+            m = validate_posetrack(refiner_of(out_dir), use, d.val_images, work_dir=out_dir,
                                    batch_size=d.batch_size, input_ap=cache.get("input_ap"))
             cache["input_ap"] = m["input_ap"]
             return m
@@ -310,13 +366,22 @@ def build_ap_validation(cfg: Any, metric: str, device: Any) -> Callable[[Any, Pa
     if metric != "coco_ap":
         raise ConfigError(f"unknown validation.metric {metric!r}")
     for path, what in ((d.val_ann, "data.val_ann"), (d.val_inputs, "data.val_inputs")):
-        if not Path(path).is_file():
+        if path and not Path(path).is_file():
             raise InputError(path, f"{what}: file not found")
     if not Path(d.val_images).is_dir():
         raise InputError(d.val_images, "data.val_images: image folder not found")
 
     def run_coco(model: Any, out_dir: Path, epoch: int) -> dict[str, float]:
-        m = validate_coco(refiner_of(out_dir), d.val_ann, d.val_images, d.val_inputs, work_dir=out_dir,
+        inputs = d.val_inputs
+        if not inputs:
+            inputs = out_dir / SYNTH_INPUTS / "coco_results.json"
+            if not inputs.is_file():
+                results = synthesize_coco_inputs(d.val_ann, d.val_images, get_layout(cfg.model.layout),
+                                                 cfg.runtime.seed)
+                inputs.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_open(inputs, "w") as f:
+                    json.dump(results, f)
+        m = validate_coco(refiner_of(out_dir), d.val_ann, d.val_images, inputs, work_dir=out_dir,
                           max_samples=v.max_samples, input_ap=cache.get("input_ap"))
         cache["input_ap"] = m["input_ap"]
         return m
