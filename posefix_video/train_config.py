@@ -27,8 +27,9 @@ class DataConfig:
         train_images: image root that the annotation `file_name`s are relative to.
         val_ann: validation annotations (same kinds as train_ann); empty disables validation.
         val_images: image root of the validation annotations.
-        val_inputs: validation input poses to refine (COCO results JSON, or a folder of PoseTrack18 files); empty
-            means poses synthesised from the ground truth with the PoseFix error statistics.
+        val_inputs: validation input poses to refine (COCO results JSON, or a folder of PoseTrack18 files with the
+            GT files' names); empty means poses synthesised once from the ground truth with the PoseFix error
+            statistics (seeded by runtime.seed, kept in <out>/val_inputs_synth/; validation.py).
         train_inputs: cached estimator results on the training images (the reference's `test_on_trainset`), used for
             unlabeled joints; empty means unlabeled joints are absent from the input (documented shift).
         batch_size: global batch (all processes together); each process gets batch_size / world_size.
@@ -138,7 +139,8 @@ class ValidationConfig:
         metric: "auto" (COCO OKS AP for data.kind coco with a coco17 layout, PoseTrack AP otherwise),
             "coco_ap", "posetrack_ap" or "loss" (validation loss only; lower is better).
         flip_test: refine with the flip test as at inference.
-        max_samples: cap on validation persons (0 = all); for quick checks.
+        max_samples: quick-check cap (0 = all): COCO AP refines and scores only the first images holding this many
+            persons; PoseTrack AP only the first this many videos; the loss metric ignores it.
     """
 
     every: int = 10
