@@ -18,10 +18,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m pipelines.train",
         description="Train the PoseFix refiner (COCO pre-training, PoseTrack fine-tuning) from a YAML recipe. "
-                    "Writes config.yaml (the merged config), metrics.jsonl, last.pth every epoch and best.pth "
-                    "(best validation score) under --out. Run under torchrun for DistributedDataParallel.",
+                    "Writes config.yaml (the merged config, once the data and validation inputs are known good), "
+                    "metrics.jsonl, last.pth every epoch and best.pth (best validation score: PoseTrack AP Total, "
+                    "COCO OKS AP or -loss, per validation.metric) under --out. Run under torchrun for "
+                    "DistributedDataParallel. See docs/training.md.",
         epilog="examples:\n"
                "  python -m pipelines.train --config configs/tiny_synthetic.yaml --out runs/tiny\n"
+               "  python -m pipelines.train --config configs/tiny_synthetic_posetrack.yaml --out runs/tiny_posetrack\n"
                "  python -m pipelines.train --config configs/coco_r50_256x192.yaml optim.lr=1e-3 data.batch_size=64\n"
                "  python -m pipelines.train --config configs/coco_r50_256x192.yaml --out runs/r50 --resume\n"
                "  torchrun --nproc_per_node 4 -m pipelines.train --config configs/coco_r152_384x288.yaml --out runs/x",
