@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from pathlib import Path
 
@@ -23,19 +22,11 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from posefix_video.errors import InputError
+from posefix_video.io.checks import load_json
 from posefix_video.keypoints import COCO17, POSETRACK18
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
-
-def _load(path: str | os.PathLike) -> object:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(path, f"not valid JSON ({err})") from None
 
 
 def _check_results(results: object, n_kpts: int, path: str | os.PathLike | None) -> list[dict]:
@@ -88,10 +79,10 @@ def coco_eval(gt: dict, results: list[dict], sigmas: np.ndarray, img_ids: list |
 
 def evaluate_coco(gt_json: str | os.PathLike, results_json: str | os.PathLike) -> dict[str, float]:
     """OKS AP of a COCO keypoint results file against a COCO keypoint GT file (COCO's 17 sigmas)."""
-    gt = _load(gt_json)
+    gt = load_json(gt_json)
     if not isinstance(gt, dict) or "annotations" not in gt or "images" not in gt:
         raise InputError(gt_json, "not a COCO GT file (needs images and annotations)")
-    return coco_eval(gt, _load(results_json), COCO17.sigma_array, results_path=results_json)
+    return coco_eval(gt, load_json(results_json), COCO17.sigma_array, results_path=results_json)
 
 
 # PoseTrack18 slots kept for OKS: all but the never-labeled ears.
@@ -116,7 +107,7 @@ def posetrack_to_coco(gt_paths: list, pred_paths: list) -> tuple[dict, list[dict
     images, anns, results, labeled = [], [], [], set()
     slots = POSETRACK_OKS_SLOTS
     for gt_path, pred_path in zip(gt_paths, pred_paths):
-        gt = _load(gt_path)
+        gt = load_json(gt_path)
         if not isinstance(gt, dict) or "images" not in gt:
             raise InputError(gt_path, "not a PoseTrack 2018 file (needs images and annotations)")
         images += [{"id": im["id"], "file_name": im.get("file_name", "")} for im in gt["images"]]
@@ -130,7 +121,7 @@ def posetrack_to_coco(gt_paths: list, pred_paths: list) -> tuple[dict, list[dict
             anns.append({"id": len(anns) + 1, "image_id": a["image_id"], "category_id": 1, "iscrowd": 0,
                          "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int((kp[:, 2] > 0).sum()),
                          "area": _box_area(a, kp), "bbox": a.get("bbox", [0, 0, 0, 0])})
-        pred = _load(pred_path)
+        pred = load_json(pred_path)
         if not isinstance(pred, dict) or "annotations" not in pred:
             raise InputError(pred_path, "not a PoseTrack 2018 prediction file (needs annotations)")
         for k, a in enumerate(pred["annotations"]):

@@ -17,7 +17,6 @@ Joint order everywhere in `posefix_video.eval` is poseval's internal id 0..14 (`
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 import shapely
 
 from posefix_video.errors import InputError
+from posefix_video.io.checks import load_json
 
 # poseval's internal joint ids (= PoseTrack 2017 point ids) and the 2018 names that map to them.
 POSEVAL_JOINTS = (
@@ -106,15 +106,6 @@ class EvalSequence:
     name: str
     frames: list[EvalFrame]
 
-
-def _load_json(path: Path) -> object:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise InputError(path, "file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(path, f"not valid JSON ({err})") from None
 
 
 def _number(value: object, path: Path, record: str, what: str) -> float:
@@ -351,7 +342,7 @@ def read_frames(path: str | os.PathLike, is_gt: bool, missing_scores: str = "err
         missing_scores: "error" refuses predictions without joint scores; "fallback" gives them poseval's -9999.
     """
     path = Path(path)
-    data = _load_json(path)
+    data = load_json(path)
     if not isinstance(data, dict):
         raise InputError(path, "expected a JSON object (PoseTrack 2018 `images`/`annotations` or 2017 `annolist`)")
     if "annolist" in data:

@@ -59,7 +59,7 @@ def read_csv_tracks(
     """Reads the plain CSV format (see the module docstring) into a PoseSequence (layout coco17 by default)."""
     layout = COCO17 if layout is None else layout if isinstance(layout, KeypointLayout) else get_layout(layout)
     lines = data_lines(text)
-    if lines and not _is_number(lines[0][1][0]):
+    if lines and not is_number(lines[0][1][0]):
         lines = lines[1:]  # header
     if not lines:
         raise InputError(path, "the CSV file has no data lines")
@@ -95,7 +95,7 @@ def read_csv_tracks(
     return seq
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:

@@ -15,7 +15,7 @@ from typing import Any
 from posefix_video.errors import InputError
 from posefix_video.io.checks import parse_json, read_text
 from posefix_video.io.coco_results import read_keypoint_results
-from posefix_video.io.csv_tracks import NUM_COLUMNS, data_lines, read_csv_tracks
+from posefix_video.io.csv_tracks import NUM_COLUMNS, data_lines, is_number, read_csv_tracks
 from posefix_video.io.posetrack17 import read_posetrack17
 from posefix_video.io.posetrack18 import read_posetrack18
 from posefix_video.keypoints import KeypointLayout, get_layout
@@ -43,7 +43,7 @@ def detect_format(path: str | os.PathLike, text: str) -> tuple[str, Any]:
     fields = lines[0][1]
     if len(fields) == 1 and len(lines[0][1][0].split()) > 1:
         fields = lines[0][1][0].split()  # whitespace-separated MOT
-    numeric = all(_is_number(f) for f in fields)
+    numeric = all(is_number(f) for f in fields)
     if not numeric and len(fields) == NUM_COLUMNS:
         return "csv", None
     if numeric and 6 <= len(fields) <= 10:
@@ -83,13 +83,6 @@ def _json_format(path, data: Any) -> str:
 def _raise(err: Exception):
     raise err
 
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
 
 
 def read_tracks(
