@@ -215,3 +215,24 @@ def test_synthesised_coco_inputs_and_training_with_coco_ap(coco_set, tmp_path, m
     assert 0.0 <= rec["val_ap"] <= 1.0 and rec["val_score"] == rec["val_ap"]
     assert (tmp_path / "run" / "val_inputs_synth" / "coco_results.json").is_file()
     assert (tmp_path / "run" / "best.pth").is_file()
+
+
+def test_real_posetrack_and_coco_samples(shared_data, tmp_path):
+    """Real PoseTrack18 val frames (1920x1080, ignore regions) and COCO val images, inputs synthesised from the GT."""
+    root = shared_data / "posetrack18_mmpose"
+    gts = sorted((root / "annotations" / "val").glob("*.json"))
+    folder = synthesize_posetrack_inputs(gts, tmp_path / "pt", seed=0)
+    pairs = [(g, folder / g.name) for g in gts]
+    direct = evaluate_posetrack(gts, [p for _, p in pairs], tracking=False).groups("ap")["Total"]
+    ident = validate_posetrack(IdentityRefiner("posetrack18"), pairs, root)
+    assert ident["ap_total"] == pytest.approx(direct) and 20 < direct < 95
+    real = validate_posetrack(tiny_refiner("posetrack18"), pairs, root, input_ap=direct)
+    assert 0 <= real["ap_total"] < direct  # untrained weights: refined files really are the ones scored
+
+    coco = shared_data / "coco_mmpose"
+    results = synthesize_coco_inputs(coco / "test_coco.json", coco, get_layout("coco17"), seed=0)
+    assert len(results) == 12  # 14 annotations, 2 without keypoints
+    (tmp_path / "r.json").write_text(json.dumps(results))
+    m = validate_coco(IdentityRefiner("coco17"), coco / "test_coco.json", coco, tmp_path / "r.json")
+    assert m["ap"] == pytest.approx(evaluate_coco(coco / "test_coco.json", tmp_path / "r.json")["AP"])
+    assert 0.1 < m["ap"] < 0.99
