@@ -179,8 +179,9 @@ def refine_coco_results(refiner: Any, by_image: dict[Any, list[dict]], image_pat
                         images_per_call: int = 16) -> list[dict]:
     """Refined copies of COCO results: each joint with a score > 0 moves, scores are kept (as the refiner does).
 
-    Images of equal size are decoded together and refined in one `refine_arrays` call of up to `images_per_call`
-    images, so persons of several images share a forward pass.
+    Up to `images_per_call` images are decoded at a time (bounded memory) and those of equal size are refined in
+    one `refine_arrays` call, so persons of several images share a forward pass. Output order: by call, then input
+    order within a call.
     """
     J = refiner.layout.num_joints
     by_size: dict[tuple[int, int], list[tuple[Any, np.ndarray]]] = defaultdict(list)
@@ -203,14 +204,13 @@ def refine_coco_results(refiner: Any, by_image: dict[Any, list[dict]], image_pat
         if bgr is None:
             raise InputError(path, f"validation image {iid} is missing or not a readable image")
         img = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        group = by_size[img.shape[:2]]
-        group.append((iid, img))
-        if len(group) == images_per_call:
-            flush(group)
-            group.clear()
+        by_size[img.shape[:2]].append((iid, img))
+        if sum(len(g) for g in by_size.values()) >= images_per_call:  # bounded memory whatever the size mix
+            for group in by_size.values():
+                flush(group)
+            by_size.clear()
     for group in by_size.values():
-        if group:
-            flush(group)
+        flush(group)
     return out
 
 

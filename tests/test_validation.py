@@ -236,3 +236,20 @@ def test_real_posetrack_and_coco_samples(shared_data, tmp_path):
     m = validate_coco(IdentityRefiner("coco17"), coco / "test_coco.json", coco, tmp_path / "r.json")
     assert m["ap"] == pytest.approx(evaluate_coco(coco / "test_coco.json", tmp_path / "r.json")["AP"])
     assert 0.1 < m["ap"] < 0.99
+
+
+def test_coco_refinement_batches_images_with_bounded_memory(coco_set):
+    from posefix_video.validation import load_coco_inputs, refine_coco_results
+
+    by_image = load_coco_inputs(coco_set["results"], coco_set["gt"], 17)
+    paths = {im["id"]: coco_set["images"] / im["file_name"] for im in coco_set["gt"]["images"]}
+    ident = IdentityRefiner("coco17", shift=1.0)
+    out = refine_coco_results(ident, by_image, paths, images_per_call=3)
+    assert ident.frames_seen == [3, 1]
+    inputs = [r for rs in by_image.values() for r in rs]
+    assert [r["image_id"] for r in out] == [r["image_id"] for r in inputs]
+    for r, o in zip(inputs, out):
+        a, b = np.reshape(r["keypoints"], (17, 3)), np.reshape(o["keypoints"], (17, 3))
+        labeled = a[:, 2] > 0
+        assert np.allclose(b[labeled, :2], a[labeled, :2] + 1.0)  # refined joints moved
+        assert np.array_equal(b[~labeled], a[~labeled]) and np.array_equal(b[:, 2], a[:, 2])  # the rest untouched
