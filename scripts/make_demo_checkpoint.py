@@ -1,0 +1,57 @@
+"""Regenerates assets/demo_checkpoint.pth: synthetic PoseTrack18 training videos -> tiny recipe -> model weights.
+
+    python scripts/make_demo_checkpoint.py [--out assets/demo_checkpoint.pth] [--epochs 4] [--videos 24]
+
+Trains through engine.run_training (configs/tiny_synthetic.yaml with posetrack data overrides) on CPU in a few
+minutes, then keeps only the entries Refiner.from_checkpoint reads (no optimizer state), so the file stays small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from posefix_video.atomic import write_bytes_atomic  # noqa: E402
+from posefix_video.demo import DEMO_CHECKPOINT, train_demo_checkpoint  # noqa: E402
+from posefix_video.errors import PosefixError  # noqa: E402
+
+KEEP = ("format", "version", "model", "model_config", "layout", "config", "git_sha")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=DEMO_CHECKPOINT, help="checkpoint to write")
+    p.add_argument("--videos", type=int, default=24, help="synthetic training videos")
+    p.add_argument("--frames", type=int, default=20, help="frames per training video")
+    p.add_argument("--epochs", type=int, default=4, help="training epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", type=Path, default=None, help="keep the training data and run here (default: temp)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = args.work or Path(tmp)
+            full = train_demo_checkpoint(work, work / "full.pth", videos=args.videos, frames=args.frames,
+                                         epochs=args.epochs, seed=args.seed)
+            state = torch.load(full, map_location="cpu", weights_only=True)
+            slim = {k: v for k, v in state.items() if k in KEEP}
+            import io
+            buf = io.BytesIO()
+            torch.save(slim, buf)
+            write_bytes_atomic(args.out, buf.getvalue())
+    except PosefixError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
