@@ -193,8 +193,8 @@ def training_config(train_dir: str | os.PathLike, *, epochs: int, seed: int = 0,
     return load_train_config(TINY_CONFIG, overrides)
 
 
-def train_demo_checkpoint(work_dir: str | os.PathLike, out_path: str | os.PathLike, *, videos: int = 24,
-                          frames: int = 20, epochs: int = 3, seed: int = 0, width: int = 320,
+def train_demo_checkpoint(work_dir: str | os.PathLike, out_path: str | os.PathLike, *, videos: int = 48,
+                          frames: int = 20, epochs: int = 8, seed: int = 0, width: int = 320,
                           height: int = 240) -> Path:
     """Generates synthetic training videos, trains the tiny recipe through engine.run_training, copies last.pth.
 
@@ -231,7 +231,7 @@ class DemoOutputs:
 
 
 def run_demo(out_dir: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None, train: bool = False,
-             spec: ClipSpec = ClipSpec(), seed: int = 0, train_epochs: int = 4) -> DemoOutputs:
+             spec: ClipSpec = ClipSpec(), seed: int = 0, train_epochs: int = 8) -> DemoOutputs:
     """The demo: synthetic clip + simulated tracker (PoseFix error statistics) -> refine -> evaluate -> plot.
 
     Writes under `out_dir`: clip/ (mp4, frames, GT), tracks/ (tracker input), refined/ (refined PoseTrack18),

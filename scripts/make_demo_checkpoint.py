@@ -1,6 +1,6 @@
 """Regenerates assets/demo_checkpoint.pth: synthetic PoseTrack18 training videos -> tiny recipe -> model weights.
 
-    python scripts/make_demo_checkpoint.py [--out assets/demo_checkpoint.pth] [--epochs 4] [--videos 24]
+    python scripts/make_demo_checkpoint.py [--out assets/demo_checkpoint.pth] [--epochs 8] [--videos 48]
 
 Trains through engine.run_training (configs/tiny_synthetic.yaml with posetrack data overrides) on CPU in a few
 minutes, then keeps only the entries Refiner.from_checkpoint reads (no optimizer state), so the file stays small.
@@ -28,9 +28,9 @@ KEEP = ("format", "version", "model", "model_config", "layout", "config", "git_s
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=DEMO_CHECKPOINT, help="checkpoint to write")
-    p.add_argument("--videos", type=int, default=24, help="synthetic training videos")
+    p.add_argument("--videos", type=int, default=48, help="synthetic training videos")
     p.add_argument("--frames", type=int, default=20, help="frames per training video")
-    p.add_argument("--epochs", type=int, default=4, help="training epochs")
+    p.add_argument("--epochs", type=int, default=8, help="training epochs")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", type=Path, default=None, help="keep the training data and run here (default: temp)")
     args = p.parse_args(argv)
