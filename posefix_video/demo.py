@@ -179,7 +179,7 @@ def plot_before_after(before: Any, after: Any, path: str | os.PathLike, title: s
 
 
 def training_config(train_dir: str | os.PathLike, *, epochs: int, seed: int = 0, milestones: tuple[int, ...] = (),
-                    num_workers: int = 0) -> Any:
+                    num_workers: int = 0, init_checkpoint: str | os.PathLike = "") -> Any:
     """The tiny recipe (configs/tiny_synthetic.yaml) pointed at synthetic PoseTrack18 training videos."""
     from posefix_video.train_config import load_train_config
 
@@ -189,13 +189,14 @@ def training_config(train_dir: str | os.PathLike, *, epochs: int, seed: int = 0,
         f"data.train_images={train_dir}", "data.val_ann=''", "model.layout=posetrack18", f"schedule.epochs={epochs}",
         f"schedule.milestones=[{','.join(str(m) for m in milestones)}]", "validation.every=0",
         f"runtime.seed={seed}", f"data.num_workers={num_workers}", "runtime.device=cpu", "runtime.log_every=20",
+        f"init.checkpoint='{init_checkpoint}'",
     ]
     return load_train_config(TINY_CONFIG, overrides)
 
 
 def train_demo_checkpoint(work_dir: str | os.PathLike, out_path: str | os.PathLike, *, videos: int = 48,
                           frames: int = 20, epochs: int = 8, seed: int = 0, width: int = 320,
-                          height: int = 240) -> Path:
+                          height: int = 240, init_checkpoint: str | os.PathLike = "") -> Path:
     """Generates synthetic training videos, trains the tiny recipe through engine.run_training, copies last.pth.
 
     The training videos use the "train" split and their own seed, so they never overlap the held-out clips.
@@ -209,7 +210,7 @@ def train_demo_checkpoint(work_dir: str | os.PathLike, out_path: str | os.PathLi
                                                    width=width, height=height, split="train", min_tracks=2,
                                                    max_tracks=6, write_mp4=False))
     milestones = (max(1, epochs - 1),) if epochs > 1 else ()
-    cfg = training_config(data_dir, epochs=epochs, seed=seed, milestones=milestones)
+    cfg = training_config(data_dir, epochs=epochs, seed=seed, milestones=milestones, init_checkpoint=init_checkpoint)
     run_training(cfg, work / "run")
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

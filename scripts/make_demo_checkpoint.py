@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=20, help="frames per training video")
     p.add_argument("--epochs", type=int, default=8, help="training epochs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", type=Path, default=None, help="continue from this checkpoint (init.checkpoint)")
     p.add_argument("--work", type=Path, default=None, help="keep the training data and run here (default: temp)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             work = args.work or Path(tmp)
             full = train_demo_checkpoint(work, work / "full.pth", videos=args.videos, frames=args.frames,
-                                         epochs=args.epochs, seed=args.seed)
+                                         epochs=args.epochs, seed=args.seed,
+                                         init_checkpoint=args.init or "")
             state = torch.load(full, map_location="cpu", weights_only=True)
             slim = {k: v for k, v in state.items() if k in KEEP}
             import io
