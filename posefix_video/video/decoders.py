@@ -11,6 +11,7 @@ container's display matrix themselves; PyAV only reports `frame.rotation`, so th
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 from collections.abc import Iterator
@@ -50,17 +51,19 @@ class VideoInfo:
     header_frames: int | None
 
 
-class FrameReader:
+class FrameReader(abc.ABC):
     """A sequential frame source. Iterate `frames()` once: (H, W, 3) uint8 RGB C-contiguous arrays in decode
     order, starting at frame 0. Raises `InputError` for undecodable input, naming the frame."""
 
     info: VideoInfo
 
+    @abc.abstractmethod
     def frames(self) -> Iterator[np.ndarray]:
-        raise NotImplementedError
+        """Yields the frames in decode order (each backend implements this)."""
 
     def close(self) -> None:
-        """Releases the decoder (idempotent)."""
+        """Releases the decoder (idempotent); backends with nothing to release keep this default."""
+        return None
 
 
 def probe_video(path: str | os.PathLike) -> tuple[Fraction | None, tuple[int, int], int, int | None]:
