@@ -192,7 +192,7 @@ def test_training_loaders_read_the_synthetic_sets(coco_dir, video_dir):
     assert len(persons) >= 3
     ds = PoseFixDataset(persons=persons, layout=COCO17, input_hw=(64, 48), augmentation=None, synthesize=False)
     sample = ds[0]
-    assert sample["image"].shape == (3, 64, 48) and sample["target_valid"].any()
+    assert sample["image"].shape == (64, 48, 3) and sample["target_valid"].any()
     pt_persons = load_posetrack_persons(video_dir / "annotations" / "val", video_dir, POSETRACK18)
     data = json.loads((video_dir / "annotations" / "val" / "000017_mpiinew_test.json").read_text())
     assert len(pt_persons) == sum(1 for a in data["annotations"] if a["num_keypoints"] > 0)

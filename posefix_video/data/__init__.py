@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from posefix_video.data.annotations import PersonEntry, attach_estimates, box_iou, persons_from_coco
-from posefix_video.data.augment import Augmentation, AugmentDraw, draw_augmentation, sample_affine
+from posefix_video.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
 from posefix_video.data.coco import coco_paths, load_coco_persons
 from posefix_video.data.posetrack import load_posetrack_persons, merge_posetrack
 from posefix_video.data.samples import PoseFixDataset
@@ -13,9 +13,9 @@ from posefix_video.errors import ConfigError
 from posefix_video.keypoints import get_layout
 
 __all__ = [
-    "AugmentDraw", "Augmentation", "PersonEntry", "PoseFixDataset", "attach_estimates", "box_iou", "build_dataset",
-    "coco_paths", "draw_augmentation", "load_coco_persons", "load_posetrack_persons", "merge_posetrack",
-    "persons_from_coco", "sample_affine",
+    "AugmentDraws", "Augmentation", "PersonEntry", "PoseFixDataset", "attach_estimates", "box_iou", "build_dataset",
+    "coco_paths", "draw_augmentations", "load_coco_persons", "load_posetrack_persons", "merge_posetrack",
+    "persons_from_coco", "sample_affines",
 ]  # fmt: skip
 
 

@@ -1,4 +1,4 @@
-"""The reference's training augmentation: scale, rotation, horizontal flip, as one frame -> crop affine."""
+"""The reference's training augmentation: scale, rotation, horizontal flip, as frame -> crop affines."""
 
 from __future__ import annotations
 
@@ -27,35 +27,40 @@ class Augmentation:
 
 
 @dataclass(frozen=True)
-class AugmentDraw:
-    """One sample's augmentation: crop size multiplier, rotation in degrees, flip."""
+class AugmentDraws:
+    """Augmentations of n samples: crop size multipliers (n,), rotations in degrees (n,), flips (n,) bool."""
 
-    scale: float = 1.0
-    rotation: float = 0.0
-    flip: bool = False
+    scale: np.ndarray
+    rotation: np.ndarray
+    flip: np.ndarray
+
+    @classmethod
+    def identity(cls, n: int) -> AugmentDraws:
+        return cls(np.ones(n), np.zeros(n), np.zeros(n, dtype=bool))
+
+    def __getitem__(self, index) -> AugmentDraws:
+        return AugmentDraws(self.scale[index], self.rotation[index], self.flip[index])
 
 
-def draw_augmentation(aug: Augmentation, rng: np.random.Generator) -> AugmentDraw:
-    """Draws scale, rotation and flip for one sample."""
+def draw_augmentations(aug: Augmentation, rng: np.random.Generator, n: int) -> AugmentDraws:
+    """Draws scale, rotation and flip for n samples at once."""
     f = aug.scale_factor
-    scale = float(np.clip(1.0 + f * rng.standard_normal(), 1.0 - f, 1.0 + f))
+    scale = np.clip(1.0 + f * rng.standard_normal(n), 1.0 - f, 1.0 + f)
     r = aug.rotation_factor
-    rotation = float(np.clip(r * rng.standard_normal(), -2 * r, 2 * r))
-    if rng.random() >= aug.rotation_prob:
-        rotation = 0.0
-    flip = bool(rng.random() < aug.flip_prob)
-    return AugmentDraw(scale, rotation, flip)
+    rotation = np.clip(r * rng.standard_normal(n), -2 * r, 2 * r)
+    rotation[rng.random(n) >= aug.rotation_prob] = 0.0
+    flip = rng.random(n) < aug.flip_prob
+    return AugmentDraws(scale, rotation, flip)
 
 
-def sample_affine(box: np.ndarray, draw: AugmentDraw, out_hw: tuple[int, int]) -> np.ndarray:
-    """(2, 3) frame -> crop affine of a ground-truth box [x, y, w, h] under `draw`.
+def sample_affines(boxes: np.ndarray, draws: AugmentDraws, out_hw: tuple[int, int]) -> np.ndarray:
+    """(n, 2, 3) frame -> crop affines of ground-truth boxes (n, 4) [x, y, w, h] under `draws`.
 
-    The crop is the box widened to aspect 0.75 and x1.25 (geometry.crop_box), resized by draw.scale, rotated
+    Each crop is the box widened to aspect 0.75 and x1.25 (geometry.crop_box), resized by its scale, rotated
     about its centre; a flip mirrors the crop (u -> W - 1 - u, geometry.hflip_affine). The caller swaps the
     left/right slots of flipped keypoints.
     """
-    centre, size = geometry.crop_box(np.asarray(box, dtype=np.float64)[None])
-    M = geometry.crop_affine(centre, size * draw.scale, out_hw, draw.rotation)
-    if draw.flip:
-        M = geometry.hflip_affine(M, out_hw[1])
-    return M[0]
+    centre, size = geometry.crop_box(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+    M = geometry.crop_affine(centre, size * draws.scale[:, None], out_hw, draws.rotation)
+    flipped = geometry.hflip_affine(M, out_hw[1])
+    return np.where(draws.flip[:, None, None], flipped, M)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -16,13 +17,12 @@ import torch
 from torch.utils.data import Dataset
 
 from posefix_video.data.annotations import PersonEntry
-from posefix_video.data.augment import Augmentation, AugmentDraw, draw_augmentation, sample_affine
-from posefix_video.errors import InputError
+from posefix_video.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
+from posefix_video.data.image_decode import ImageDecoder
 from posefix_video.keypoints import KeypointLayout
 from posefix_video.synthesis import ZEROED, synthesize_poses
 
 DEFAULT_AUGMENTATION = Augmentation()
-_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4}
 _cv2_pid = None
 
 
@@ -34,17 +34,74 @@ def _single_thread_cv2() -> None:
         _cv2_pid = os.getpid()
 
 
-def decode_factor(M: np.ndarray, limit: int = 4) -> int:
-    """Largest JPEG decode reduction (1, 2 or 4) that keeps at least one decoded pixel per crop pixel.
+def decode_factors(M: np.ndarray, limit: int = 4) -> np.ndarray:
+    """(n,) largest JPEG decode reductions (1, 2 or 4) that keep at least one decoded pixel per crop pixel.
 
-    M maps frame px to crop px; its scale s = crop px per frame px. A reduction f decodes at 1/f of the size,
-    which stays at least as fine as the crop when s * f <= 1.
+    M (n, 2, 3) maps frame px to crop px; its scale s = crop px per frame px. A reduction f decodes at 1/f of the
+    size, which stays at least as fine as the crop when s * f <= 1.
     """
-    s = float(np.sqrt(abs(np.linalg.det(M[:, :2]))))
-    f = 1
-    while f * 2 <= limit and s * f * 2 <= 1.0:
-        f *= 2
+    M = np.asarray(M, dtype=np.float64).reshape(-1, 2, 3)
+    s = np.sqrt(np.abs(M[:, 0, 0] * M[:, 1, 1] - M[:, 0, 1] * M[:, 1, 0]))
+    f = np.ones(s.shape, dtype=np.int64)
+    for _ in range(int(np.log2(limit))):
+        f = np.where((f * 2 <= limit) & (s * f * 2 <= 1.0), f * 2, f)
     return f
+
+
+@dataclass(frozen=True)
+class _PackedPersons:
+    """The persons' arrays stacked once, so a batch gathers them by fancy indexing.
+
+    near (T, J, 2) / near_valid (T, J) hold every person's neighbours back to back; person i's are rows
+    near_start[i] : near_start[i] + near_count[i].
+    """
+
+    boxes: np.ndarray  # (N, 4)
+    keypoints: np.ndarray  # (N, J, 2)
+    valid: np.ndarray  # (N, J)
+    image_ids: np.ndarray  # (N,)
+    near: np.ndarray  # (T, J, 2)
+    near_valid: np.ndarray  # (T, J)
+    near_start: np.ndarray  # (N,)
+    near_count: np.ndarray  # (N,)
+    estimated: np.ndarray  # (N, J, 2), zeros where a person has none
+    estimated_valid: np.ndarray  # (N, J)
+
+    @classmethod
+    def build(cls, persons: Sequence[PersonEntry], num_joints: int) -> _PackedPersons:
+        J = num_joints
+        N = len(persons)
+        count = np.array([p.near.shape[0] for p in persons], dtype=np.int64)
+        near = [p.near.reshape(-1, J, 2) for p in persons if p.near.shape[0]]
+        near_valid = [p.near_valid.reshape(-1, J) for p in persons if p.near.shape[0]]
+        est = np.zeros((N, J, 2))
+        est_valid = np.zeros((N, J), dtype=bool)
+        for k, p in enumerate(persons):
+            if p.estimated is not None:
+                est[k], est_valid[k] = p.estimated, p.estimated_valid
+        return cls(
+            boxes=np.array([p.box for p in persons], dtype=np.float64).reshape(N, 4),
+            keypoints=np.array([p.keypoints for p in persons], dtype=np.float64).reshape(N, J, 2),
+            valid=np.array([p.valid for p in persons], dtype=bool).reshape(N, J),
+            image_ids=np.array([p.image_id for p in persons], dtype=np.int64),
+            near=np.concatenate(near).astype(np.float64) if near else np.zeros((0, J, 2)),
+            near_valid=np.concatenate(near_valid).astype(bool) if near else np.zeros((0, J), dtype=bool),
+            near_start=np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64) if N else count,
+            near_count=count,
+            estimated=est,
+            estimated_valid=est_valid,
+        )
+
+    def near_of(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n, M, J, 2) neighbours of persons idx and (n, M, J) validity, padded to the largest count M."""
+        count = self.near_count[idx]
+        M = int(count.max(initial=0))
+        slot = np.arange(M)
+        present = slot[None, :] < count[:, None]  # (n, M)
+        rows = np.where(present, self.near_start[idx, None] + slot[None, :], 0)
+        if self.near.shape[0] == 0:
+            return np.zeros((idx.size, 0) + self.near.shape[1:]), np.zeros((idx.size, 0, self.near.shape[1]), bool)
+        return self.near[rows] * present[..., None, None], self.near_valid[rows] & present[..., None]
 
 
 def reduced_affine(M: np.ndarray, f: int) -> np.ndarray:
@@ -63,7 +120,8 @@ class PoseFixDataset(Dataset):
     """PoseFix training/validation samples from ground-truth persons.
 
     Each item is a dict of tensors:
-        image: (3, H, W) uint8 RGB crop; affine: (2, 3) float32 frame px -> crop px (flip included);
+        image: (H, W, 3) uint8 RGB crop (channels last as decoded; the device permutes it);
+        affine: (2, 3) float32 frame px -> crop px (flip included);
         target_keypoints: (J, 2) float32 crop px; target_valid: (J,) bool (labeled, inside the crop, not ignored);
         input_keypoints: (J, 2) float32 crop px; input_valid: (J,) bool; error_type: (J,) int8 (synthesis.py);
         image_id, person_index: int64; flipped: bool.
@@ -74,7 +132,8 @@ class PoseFixDataset(Dataset):
         input_hw: crop (H, W).
         augmentation: scale/rotation/flip strengths, or None for none (validation).
         synthesize: True: input pose from the PoseFix error synthesis; False: the ground truth itself.
-        seed: base seed; sample i of epoch e uses numpy Generator seeded with (seed, e, i).
+        seed: base seed. Epoch e's augmentations of all persons are drawn at once from a generator seeded with
+            (seed, e); the synthesis draws of a batch from one seeded with (seed, e, *indices).
         reduced_decode: decode JPEGs at 1/2 or 1/4 size when the crop is that much smaller than the box.
     """
 
@@ -98,6 +157,10 @@ class PoseFixDataset(Dataset):
         self.reduced_decode = reduced_decode
         self.epoch = 0
         self._perm = layout.flip_permutation
+        self._used = layout.used_mask
+        self._packed = _PackedPersons.build(self.persons, layout.num_joints)
+        self._decoder = ImageDecoder()
+        self._draws: tuple[int, AugmentDraws] | None = None
 
     def __len__(self) -> int:
         return len(self.persons)
@@ -106,115 +169,97 @@ class PoseFixDataset(Dataset):
         """Selects the epoch whose augmentation and synthesis draws are returned."""
         self.epoch = int(epoch)
 
-    def _read(self, e: PersonEntry, index: int, M: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        f = decode_factor(M) if self.reduced_decode else 1
-        img = cv2.imread(e.image_path, _REDUCED_FLAGS[f] | cv2.IMREAD_IGNORE_ORIENTATION)
-        if img is None:
-            raise InputError(
-                e.image_path,
-                "image missing or not readable",
-                f"person {index} (image_id {e.image_id}, annotation id {e.ann_id})",
-            )
-        return img, reduced_affine(M, f)
+    def _epoch_draws(self) -> AugmentDraws:
+        """Every person's augmentation for the current epoch: a function of (seed, epoch) and the index only."""
+        if self.augmentation is None:
+            return AugmentDraws.identity(len(self))
+        if self._draws is None or self._draws[0] != self.epoch:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            self._draws = (self.epoch, draw_augmentations(self.augmentation, rng, len(self)))
+        return self._draws[1]
 
-    def _to_crop(self, M: np.ndarray, pts: np.ndarray, valid: np.ndarray, flip: bool) -> tuple[np.ndarray, np.ndarray]:
-        """(..., J, 2) frame px -> crop px, slots swapped when flipped, invalid outside [0, W) x [0, H)."""
+    def _to_crop(
+        self, M: np.ndarray, pts: np.ndarray, valid: np.ndarray, flip: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(n, ..., J, 2) frame px -> crop px by M (n, 2, 3); slots swapped where flipped; outside [0, W) x [0, H)
+        invalid."""
         H, W = self.input_hw
-        out = pts @ M[:, :2].T + M[:, 2]
-        if flip:
-            out = out[..., self._perm, :]
-            valid = valid[..., self._perm]
+        n = M.shape[0]
+        out = (pts.reshape(n, -1, 2) @ M[:, :, :2].transpose(0, 2, 1) + M[:, None, :, 2]).reshape(pts.shape)
+        if flip.any():
+            f = flip.reshape((n,) + (1,) * (pts.ndim - 2))
+            out = np.where(f[..., None], out[..., self._perm, :], out)
+            valid = np.where(f, valid[..., self._perm], valid)
         inside = (out[..., 0] >= 0) & (out[..., 0] < W) & (out[..., 1] >= 0) & (out[..., 1] < H)
         return out, valid & inside
 
-    def _prepare(self, index: int) -> tuple[dict, dict | None]:
-        """Decode, augment and warp sample `index`; returns its fields and its synthesis inputs (or None)."""
-        _single_thread_cv2()
-        e = self.persons[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        draw = draw_augmentation(self.augmentation, rng) if self.augmentation is not None else AugmentDraw()
-        M = sample_affine(e.box, draw, self.input_hw)
-        img, M_img = self._read(e, index, M)
+    def _crops(self, idx: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """(n, H, W, 3) uint8 RGB crops: one decode and one warp per sample, written in place.
+
+        Channels stay last: a planar copy here would cost more than the warp's bilinear arithmetic per pixel, and
+        the device permutes for free.
+        """
         H, W = self.input_hw
-        crop = cv2.warpAffine(img, M_img, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                              borderValue=(0, 0, 0))  # fmt: skip
-        image = np.ascontiguousarray(crop[:, :, ::-1].transpose(2, 0, 1))  # BGR -> RGB, (3, H, W)
-        used = self.layout.used_mask
-        target, target_valid = self._to_crop(M, e.keypoints, e.valid & used, draw.flip)
-        fields = {"image": image, "target": target, "target_valid": target_valid, "M": M, "flip": draw.flip,
-                  "image_id": e.image_id, "index": index, "rng": rng}  # fmt: skip
-        if not self.synthesize:
-            return fields, None
-        near, near_valid = self._to_crop(M, e.near, e.near_valid & used, draw.flip)
-        est = est_valid = None
-        if e.estimated is not None:
-            # The reference centres unlabeled joints on the estimate wherever it lies (no in-crop test).
-            est, _ = self._to_crop(M, e.estimated, e.estimated_valid, draw.flip)
-            est_valid = (e.estimated_valid & used)[self._perm] if draw.flip else e.estimated_valid & used
-        # KS area: the ground-truth box's side lengths after the transform (rotation does not change them)
-        x, y, w, h = e.box
-        corners = np.array([[x, y], [x + w, y], [x + w, y + h]]) @ M[:, :2].T + M[:, 2]
-        area = np.linalg.norm(corners[1] - corners[0]) * np.linalg.norm(corners[2] - corners[1])
-        synth = {"gt": target, "gt_valid": target_valid, "near": near, "near_valid": near_valid, "area": area,
-                 "overlap": e.overlap, "est": est, "est_valid": est_valid}  # fmt: skip
-        return fields, synth
-
-    def _synthesize(self, synth: list[dict], rng: np.random.Generator) -> list[tuple[np.ndarray, ...]]:
-        """One batched synthesis call for several samples (near persons padded to the largest count)."""
-        n = len(synth)
-        J = self.layout.num_joints
-        M = max(s["near"].shape[0] for s in synth)
-        near = np.zeros((n, M, J, 2))
-        near_valid = np.zeros((n, M, J), dtype=bool)
-        est = np.zeros((n, J, 2))
-        est_valid = np.zeros((n, J), dtype=bool)
-        for k, s in enumerate(synth):
-            m = s["near"].shape[0]
-            near[k, :m], near_valid[k, :m] = s["near"], s["near_valid"]
-            if s["est"] is not None:
-                est[k], est_valid[k] = s["est"], s["est_valid"]
-        res = synthesize_poses(
-            np.stack([s["gt"] for s in synth]), np.stack([s["gt_valid"] for s in synth]), near, near_valid,
-            np.array([s["area"] for s in synth]), np.array([s["overlap"] for s in synth]), self.layout, rng,
-            est, est_valid,
-        )  # fmt: skip
-        return [(res.keypoints[k], res.valid[k], res.error_type[k]) for k in range(n)]
-
-    @staticmethod
-    def _pack(f: dict, inp: np.ndarray, inp_valid: np.ndarray, etype: np.ndarray) -> dict[str, torch.Tensor]:
-        return {
-            "image": torch.from_numpy(f["image"]),
-            "target_keypoints": torch.from_numpy(f["target"].astype(np.float32)),
-            "target_valid": torch.from_numpy(f["target_valid"]),
-            "input_keypoints": torch.from_numpy(inp.astype(np.float32)),
-            "input_valid": torch.from_numpy(np.asarray(inp_valid, dtype=bool)),
-            "error_type": torch.from_numpy(etype.astype(np.int8)),
-            "affine": torch.from_numpy(f["M"].astype(np.float32)),
-            "image_id": torch.tensor(f["image_id"], dtype=torch.int64),
-            "person_index": torch.tensor(f["index"], dtype=torch.int64),
-            "flipped": torch.tensor(f["flip"]),
-        }
-
-    def _identity_input(self, f: dict) -> tuple[np.ndarray, ...]:
-        return f["target"].copy(), f["target_valid"].copy(), np.where(f["target_valid"], 0, ZEROED).astype(np.int8)
+        out = np.empty((idx.size, H, W, 3), dtype=np.uint8)
+        factors = decode_factors(M) if self.reduced_decode else np.ones(idx.size, dtype=np.int64)
+        for k, i in enumerate(idx.tolist()):
+            e = self.persons[i]
+            record = f"person {i} (image_id {e.image_id}, annotation id {e.ann_id})"
+            img, f = self._decoder.decode(e.image_path, int(factors[k]), record=record)
+            cv2.warpAffine(img, reduced_affine(M[k], f), (W, H), dst=out[k], flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))  # fmt: skip
+        return out
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Sample `index`: a function of (seed, epoch, index) only."""
-        f, synth = self._prepare(index)
-        out = self._identity_input(f) if synth is None else self._synthesize([synth], f["rng"])[0]
-        return self._pack(f, *out)
+        return self.__getitems__([index])[0]
 
-    def __getitems__(self, indices: list[int]) -> list[dict[str, torch.Tensor]]:
-        """A batch (the DataLoader calls this when present): one synthesis call for the whole batch.
+    def __getitems__(self, indices: Sequence[int]) -> list[dict[str, torch.Tensor]]:
+        """A batch (the DataLoader calls this when present), built with array operations over the batch.
 
-        Decode and augmentation stay per sample (seeded by (seed, epoch, index)); the batch's synthesis draws
-        come from a generator seeded by (seed, epoch, indices), so a resumed run that replays the same batches
-        (the sampler's order is a function of (seed, epoch)) gets identical samples. Batching removes most of
-        numpy's per-call overhead (performance: docs/training_data.md).
+        Only the decode and the warp run per sample (C code each). Augmentation comes from the epoch's table, so
+        a sample's crop and targets depend on (seed, epoch, index) alone; the synthesis draws of the batch come
+        from a generator seeded by (seed, epoch, indices), so a resumed run that replays the same batches (the
+        sampler's order is a function of (seed, epoch)) gets identical samples.
         """
-        prepared = [self._prepare(int(i)) for i in indices]
-        if not self.synthesize or not prepared:
-            return [self._pack(f, *self._identity_input(f)) for f, _ in prepared]
-        rng = np.random.default_rng([self.seed, self.epoch, *[int(i) for i in indices]])
-        outs = self._synthesize([s for _, s in prepared], rng)
-        return [self._pack(f, *o) for (f, _), o in zip(prepared, outs)]
+        _single_thread_cv2()
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            return []
+        P, used = self._packed, self._used
+        draws = self._epoch_draws()[idx]
+        M = sample_affines(P.boxes[idx], draws, self.input_hw)
+        images = self._crops(idx, M)
+        target, target_valid = self._to_crop(M, P.keypoints[idx], P.valid[idx] & used, draws.flip)
+        if self.synthesize:
+            near, near_valid = P.near_of(idx)
+            near, near_valid = self._to_crop(M, near, near_valid & used, draws.flip)
+            # The reference centres unlabeled joints on the estimate wherever it lies (no in-crop test).
+            est, _ = self._to_crop(M, P.estimated[idx], P.estimated_valid[idx], draws.flip)
+            est_valid = P.estimated_valid[idx] & used
+            est_valid = np.where(draws.flip[:, None], est_valid[:, self._perm], est_valid)
+            # KS area: the ground-truth box's side lengths after the transform (rotation does not change them)
+            x, y, w, h = P.boxes[idx].T
+            corners = np.stack([np.stack([x, y], -1), np.stack([x + w, y], -1), np.stack([x + w, y + h], -1)], 1)
+            c = corners @ M[:, :, :2].transpose(0, 2, 1) + M[:, None, :, 2]
+            area = np.linalg.norm(c[:, 1] - c[:, 0], axis=-1) * np.linalg.norm(c[:, 2] - c[:, 1], axis=-1)
+            rng = np.random.default_rng([self.seed, self.epoch, *idx.tolist()])
+            res = synthesize_poses(target, target_valid, near, near_valid, area, P.near_count[idx], self.layout, rng,
+                                   est, est_valid)  # fmt: skip
+            inp, inp_valid, etype = res.keypoints, res.valid, res.error_type
+        else:
+            inp, inp_valid = target.copy(), target_valid.copy()
+            etype = np.where(target_valid, 0, ZEROED)
+        batch = {
+            "image": torch.from_numpy(images),
+            "target_keypoints": torch.from_numpy(target.astype(np.float32)),
+            "target_valid": torch.from_numpy(target_valid),
+            "input_keypoints": torch.from_numpy(inp.astype(np.float32)),
+            "input_valid": torch.from_numpy(np.asarray(inp_valid, dtype=bool)),
+            "error_type": torch.from_numpy(np.asarray(etype, dtype=np.int8)),
+            "affine": torch.from_numpy(M.astype(np.float32)),
+            "image_id": torch.from_numpy(P.image_ids[idx]),
+            "person_index": torch.from_numpy(idx),
+            "flipped": torch.from_numpy(draws.flip.copy()),
+        }
+        return [{key: value[k] for key, value in batch.items()} for k in range(idx.size)]
