@@ -38,6 +38,8 @@ class DataConfig:
         rotation_factor: rotation augmentation r = clip(rotation_factor * N(0,1), -2 rf, 2 rf) degrees.
         rotation_prob: probability of rotating at all.
         flip_prob: probability of a horizontal flip.
+        image_bank: folder of a decode-once image bank of the train and val images (`python -m
+            pipelines.build_image_bank`; docs/training_data.md); empty: decode each sample's JPEG.
     """
 
     kind: Literal["coco", "posetrack"] = "coco"
@@ -53,6 +55,7 @@ class DataConfig:
     rotation_factor: float = 40.0
     rotation_prob: float = 0.6
     flip_prob: float = 0.5
+    image_bank: str = ""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

@@ -324,6 +324,7 @@ def test_build_dataset_from_config(shared_data):
         rotation_factor=40.0,
         rotation_prob=0.6,
         flip_prob=0.5,
+        image_bank="",
     )
     cfg = SimpleNamespace(data=data, model=SimpleNamespace(layout="posetrack18", input_size=(128, 96)),
                           runtime=SimpleNamespace(seed=0))  # fmt: skip

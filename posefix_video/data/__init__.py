@@ -7,24 +7,21 @@ from typing import Any
 from posefix_video.data.annotations import PersonEntry, attach_estimates, box_iou, persons_from_coco
 from posefix_video.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
 from posefix_video.data.coco import coco_paths, load_coco_persons
+from posefix_video.data.image_bank import ImageBank
 from posefix_video.data.posetrack import load_posetrack_persons, merge_posetrack
 from posefix_video.data.samples import PoseFixDataset
 from posefix_video.errors import ConfigError
 from posefix_video.keypoints import get_layout
 
 __all__ = [
-    "AugmentDraws", "Augmentation", "PersonEntry", "PoseFixDataset", "attach_estimates", "box_iou", "build_dataset",
-    "coco_paths", "draw_augmentations", "load_coco_persons", "load_posetrack_persons", "merge_posetrack",
-    "persons_from_coco", "sample_affines",
+    "AugmentDraws", "Augmentation", "ImageBank", "PersonEntry", "PoseFixDataset", "attach_estimates", "box_iou",
+    "build_dataset", "coco_paths", "draw_augmentations", "load_coco_persons", "load_posetrack_persons",
+    "load_split_persons", "merge_posetrack", "persons_from_coco", "sample_affines",
 ]  # fmt: skip
 
 
-def build_dataset(cfg: Any, *, split: str = "train") -> PoseFixDataset:
-    """The dataset of a TrainConfig (`cfg.data`, `cfg.model`, `cfg.runtime.seed`) for split "train" or "val".
-
-    train: augmentation + synthesis, estimates from data.train_inputs for unlabeled joints when given.
-    val: no augmentation, synthesis with a fixed epoch (a reproducible loss), no estimates.
-    """
+def load_split_persons(cfg: Any, split: str) -> list[PersonEntry]:
+    """The ground-truth persons of a TrainConfig's "train" or "val" split."""
     d = cfg.data
     if split not in ("train", "val"):
         raise ConfigError(f"unknown data split {split!r} (train or val)")
@@ -33,9 +30,21 @@ def build_dataset(cfg: Any, *, split: str = "train") -> PoseFixDataset:
         raise ConfigError(f"data.{split}_ann is empty")
     layout = get_layout(cfg.model.layout)
     if d.kind == "coco":
-        persons = load_coco_persons(ann, images, layout)
-    else:
-        persons = load_posetrack_persons(ann, images, layout)
+        return load_coco_persons(ann, images, layout)
+    return load_posetrack_persons(ann, images, layout)
+
+
+def build_dataset(cfg: Any, *, split: str = "train") -> PoseFixDataset:
+    """The dataset of a TrainConfig (`cfg.data`, `cfg.model`, `cfg.runtime.seed`) for split "train" or "val".
+
+    train: augmentation + synthesis, estimates from data.train_inputs for unlabeled joints when given.
+    val: no augmentation, synthesis with a fixed epoch (a reproducible loss), no estimates.
+    With data.image_bank set, crops come from that decode-once bank (it must hold every image, unchanged).
+    """
+    d = cfg.data
+    persons = load_split_persons(cfg, split)
+    layout = get_layout(cfg.model.layout)
+    bank = ImageBank.open(d.image_bank, check=[p.image_path for p in persons]) if d.image_bank else None
     if split == "train" and d.train_inputs:
         attach_estimates(persons, d.train_inputs)
     aug = None
@@ -43,4 +52,4 @@ def build_dataset(cfg: Any, *, split: str = "train") -> PoseFixDataset:
         aug = Augmentation(scale_factor=d.scale_factor, rotation_factor=d.rotation_factor,
                            rotation_prob=d.rotation_prob, flip_prob=d.flip_prob)  # fmt: skip
     return PoseFixDataset(persons=persons, layout=layout, input_hw=tuple(cfg.model.input_size), augmentation=aug,
-                          synthesize=True, seed=cfg.runtime.seed)  # fmt: skip
+                          synthesize=True, seed=cfg.runtime.seed, image_bank=bank)  # fmt: skip

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 
 from posefix_video.data.annotations import PersonEntry
 from posefix_video.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
+from posefix_video.data.image_bank import ImageBank
 from posefix_video.data.image_decode import ImageDecoder
 from posefix_video.keypoints import KeypointLayout
 from posefix_video.synthesis import ZEROED, synthesize_poses
@@ -135,6 +136,8 @@ class PoseFixDataset(Dataset):
         seed: base seed. Epoch e's augmentations of all persons are drawn at once from a generator seeded with
             (seed, e); the synthesis draws of a batch from one seeded with (seed, e, *indices).
         reduced_decode: decode JPEGs at 1/2 or 1/4 size when the crop is that much smaller than the box.
+        image_bank: decoded images to crop from instead of decoding (image_bank.py); images it lacks are decoded.
+            Bank images are full size, so reduced_decode does not apply to them (the reference's pixels).
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class PoseFixDataset(Dataset):
         synthesize: bool = True,
         seed: int = 0,
         reduced_decode: bool = True,
+        image_bank: ImageBank | None = None,
     ):
         self.persons = list(persons)
         self.layout = layout
@@ -160,6 +164,7 @@ class PoseFixDataset(Dataset):
         self._used = layout.used_mask
         self._packed = _PackedPersons.build(self.persons, layout.num_joints)
         self._decoder = ImageDecoder()
+        self.image_bank = image_bank
         self._draws: tuple[int, AugmentDraws] | None = None
 
     def __len__(self) -> int:
@@ -202,10 +207,13 @@ class PoseFixDataset(Dataset):
         H, W = self.input_hw
         out = np.empty((idx.size, H, W, 3), dtype=np.uint8)
         factors = decode_factors(M) if self.reduced_decode else np.ones(idx.size, dtype=np.int64)
+        bank = self.image_bank
         for k, i in enumerate(idx.tolist()):
             e = self.persons[i]
-            record = f"person {i} (image_id {e.image_id}, annotation id {e.ann_id})"
-            img, f = self._decoder.decode(e.image_path, int(factors[k]), record=record)
+            img, f = (bank.get(e.image_path), 1) if bank is not None else (None, 1)
+            if img is None:
+                record = f"person {i} (image_id {e.image_id}, annotation id {e.ann_id})"
+                img, f = self._decoder.decode(e.image_path, int(factors[k]), record=record)
             cv2.warpAffine(img, reduced_affine(M[k], f), (W, H), dst=out[k], flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))  # fmt: skip
         return out
