@@ -6,7 +6,9 @@ Makes a small synthetic COCO-format set itself (random 640x480 JPEGs of smooth n
 1. one process, no workers: CPU time per sample (time.process_time) of batched fetches, the median of several
    repeats (these machines are noisy) -> samples/s per core, with the cost split into JPEG decode (ours and
    cv2.imread), warp, and error synthesis;
-2. a DataLoader with --workers processes: wall-clock samples/s.
+2. the same with a decode-once image bank (data.image_bank): per-sample cost, and the cost per sample of one epoch
+   when the bank's build is counted in it;
+3. a DataLoader with --workers processes: wall-clock samples/s.
 
 The issue's target is >= 350 samples/s per core at 256x192 (performance.md A5).
 
@@ -29,27 +31,31 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from posefix_video.data import PoseFixDataset, load_coco_persons  # noqa: E402
+from posefix_video.data import ImageBank, PoseFixDataset, load_coco_persons  # noqa: E402
 from posefix_video.data.image_decode import ImageDecoder  # noqa: E402
 from posefix_video.keypoints import COCO17  # noqa: E402
 from posefix_video.synthesis import synthesize_poses  # noqa: E402
 
 TARGET_PER_CORE = 350.0
-# COCO's JPEGs are 4:4:4 at high quality (the 4 real samples in ../shared/data all are), ~160 KB for ~640x480;
-# 4:2:0 files of the same size decode ~25 % faster, so they would flatter the loader.
-JPEG_PARAMS = [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+# COCO's JPEGs are 4:4:4 at high quality (the 4 real samples in ../shared/data all are), ~160 KB for ~640x480:
+# the default. "420" makes the earlier, lighter set (OpenCV's default 4:2:0, ~100 KB), which flatters the loader.
+JPEG_KINDS = {
+    "444": (22, [cv2.IMWRITE_JPEG_QUALITY, 90, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]),
+    "420": (24, [cv2.IMWRITE_JPEG_QUALITY, 90]),
+}
 
 
-def make_coco_set(folder: Path, num_images: int, seed: int = 0) -> Path:
+def make_coco_set(folder: Path, num_images: int, seed: int = 0, kind: str = "444") -> Path:
     """Writes num_images random COCO-like 640x480 JPEGs and a COCO keypoint file with 1-5 persons per image."""
     rng = np.random.default_rng(seed)
+    noise, params = JPEG_KINDS[kind]
     images, anns = [], []
     for i in range(num_images):
         low = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
         img = cv2.resize(low, (640, 480), interpolation=cv2.INTER_CUBIC)
-        img = cv2.add(img, rng.integers(0, 22, img.shape, dtype=np.uint8))
+        img = cv2.add(img, rng.integers(0, noise, img.shape, dtype=np.uint8))
         name = f"{i:06d}.jpg"
-        cv2.imwrite(str(folder / name), img, JPEG_PARAMS)
+        cv2.imwrite(str(folder / name), img, params)
         images.append({"id": i, "file_name": name, "width": 640, "height": 480})
         for _ in range(int(rng.integers(1, 6))):
             w, h = rng.uniform(40, 250), rng.uniform(80, 420)
@@ -91,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="repeats of the single-process run (median reported)")
     ap.add_argument("--workers", type=int, default=2, help="DataLoader workers for the second measurement")
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--jpeg", choices=sorted(JPEG_KINDS), default="444", help="synthetic JPEG chroma subsampling")
     ap.add_argument("--no-reduced-decode", action="store_true", help="always decode JPEGs at full size")
     ap.add_argument("--coco", nargs=2, metavar=("ANN", "IMAGES"), help="a real COCO keypoint file and image folder "
                     "instead of the synthetic set (samples are drawn with repetition when it is small)")  # fmt: skip
@@ -107,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             persons = load_coco_persons(args.coco[0], args.coco[1])
             source = f"{len(persons)} persons of {args.coco[0]}"
         else:
-            persons = load_coco_persons(make_coco_set(folder, args.images), folder)
-            source = f"{len(persons)} persons on {args.images} synthetic 640x480 JPEGs"
+            persons = load_coco_persons(make_coco_set(folder, args.images, kind=args.jpeg), folder)
+            source = f"{len(persons)} persons on {args.images} synthetic 640x480 {args.jpeg} JPEGs"
         ds = PoseFixDataset(
             persons=persons, layout=COCO17, input_hw=tuple(args.size), seed=0, reduced_decode=not args.no_reduced_decode
         )
@@ -160,6 +167,25 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  decode share {t_dec / per:.0%}; at the decode cost alone the ceiling is {1 / t_dec:.0f} samples/s "
               "per core")  # fmt: skip
+
+        # the decode-once image bank: build cost per image, then per-sample cost of crops from the mapped pixels
+        t0 = time.process_time()
+        bank = ImageBank.build(folder / "bank", [p.image_path for p in persons])
+        t_build = (time.process_time() - t0) / len(bank)
+        banked = PoseFixDataset(persons=persons, layout=COCO17, input_hw=tuple(args.size), seed=0, image_bank=bank)
+        for b in batches[:2]:
+            banked.__getitems__(b)
+        bank_runs = np.array(_median_run(lambda: [banked.__getitems__(b) for b in batches], args.repeats)) / n
+        per_bank = float(np.median(bank_runs))
+        per_image = len(persons) / len(bank)
+        first_epoch = per_bank + t_build / per_image
+        print(
+            f"image bank ({len(bank)} images, {bank.nbytes / 1e6:.0f} MB, build {t_build * 1e3:.2f} ms CPU per image): "
+            f"median {per_bank * 1e3:.2f} ms CPU per sample = {1 / per_bank:.0f} samples/s per core "
+            f"({1 / per_bank / TARGET_PER_CORE:.2f}x target); counting the build in a single epoch "
+            f"({per_image:.2f} persons per image): {1 / first_epoch:.0f} samples/s per core "
+            f"({1 / first_epoch / TARGET_PER_CORE:.2f}x target)"
+        )
 
         if args.workers > 0:
             loader = DataLoader(
