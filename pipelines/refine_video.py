@@ -63,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "(higher lags less on fast motion)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its journal "
                    "(<out>.partial.jsonl), if it was made with the same inputs and options")
+    p.add_argument("--tracks-orientation", default="displayed", choices=["displayed", "coded"], help="frame the "
+                   "tracks' pixels refer to, for videos with a display rotation (phone videos): displayed = what a "
+                   "player shows (as decoded here); coded = the raw unrotated frames, as seen by trackers that "
+                   "ignore the display matrix: poses are turned to the displayed frame for refining and the output "
+                   "(keypoints and image width/height) is in the coded frame again. No effect without rotation")
     p.add_argument("--seq-name", default=None, help="sequence name for image entries of non-PoseTrack tracks; "
                    "must be poseval-parsable, e.g. 000001_mpiinew_test")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             layout=args.layout, batch_size=args.batch_size, chunk_frames_max=args.chunk_frames, device=args.device,
             flip_test=not args.no_flip, precision=args.precision, decoder=args.decoder, fps=args.fps,
             render=args.render, smooth=args.smooth, smooth_params=smooth_params(args), resume=args.resume,
-            seq_name=args.seq_name, progress=not args.no_progress,
+            tracks_orientation=args.tracks_orientation, seq_name=args.seq_name, progress=not args.no_progress,
         )  # fmt: skip
     except PosefixError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -130,3 +130,57 @@ def apply_affine(M: np.ndarray, points: np.ndarray) -> np.ndarray:
     M = np.asarray(M, dtype=np.float64)
     points = np.asarray(points, dtype=np.float64)
     return points @ np.swapaxes(M[..., :2], -1, -2) + M[..., None, :, 2]
+
+
+# Display rotation (phone videos): our decoders turn the coded frame by `rotation` degrees counter-clockwise
+# (np.rot90 with k = rotation / 90, video/decoders.py). Pixel centres stay on integers, so a W x H coded frame maps
+#   90:  (x, y) -> (y, W - 1 - x)        180: (x, y) -> (W - 1 - x, H - 1 - y)        270: (x, y) -> (H - 1 - y, x)
+DISPLAY_ROTATIONS = (0, 90, 180, 270)
+
+
+def display_rotation_affine(rotation: int, coded_hw: tuple[int, int]) -> np.ndarray:
+    """(2, 3) affine mapping coded-frame pixels to displayed-frame pixels.
+
+    Args:
+        rotation: degrees counter-clockwise the display turns the coded frame (`VideoInfo.rotation`): 0, 90, 180
+            or 270.
+        coded_hw: (H, W) of the coded frame.
+
+    The inverse (displayed -> coded) is `display_rotation_affine((360 - rotation) % 360, displayed_hw)`; both have
+    entries 0 and +-1 only, so points with few fractional bits map back exactly.
+    """
+    if rotation not in DISPLAY_ROTATIONS:
+        raise ValueError(f"display rotation must be one of {DISPLAY_ROTATIONS}, got {rotation!r}")
+    H, W = coded_hw
+    return {
+        0: np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]),
+        90: np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, W - 1.0]]),
+        180: np.array([[-1.0, 0.0, W - 1.0], [0.0, -1.0, H - 1.0]]),
+        270: np.array([[0.0, -1.0, H - 1.0], [1.0, 0.0, 0.0]]),
+    }[rotation]
+
+
+def rotated_size(hw: tuple[int, int], rotation: int) -> tuple[int, int]:
+    """(H, W) of a frame of size `hw` after turning it by `rotation` degrees (swapped for 90 and 270)."""
+    return (hw[1], hw[0]) if rotation % 180 else (hw[0], hw[1])
+
+
+def rotate_points(points: np.ndarray, rotation: int, coded_hw: tuple[int, int]) -> np.ndarray:
+    """(..., 2) coded-frame points -> displayed-frame points (see `display_rotation_affine`)."""
+    M = display_rotation_affine(rotation, coded_hw)
+    points = np.asarray(points, dtype=np.float64)
+    # written out rather than a matmul: 0 * inf would turn a non-finite coordinate of the other axis into NaN
+    out = np.empty(points.shape)
+    for row in range(2):
+        col = int(np.flatnonzero(M[row, :2])[0])
+        out[..., row] = M[row, col] * points[..., col] + M[row, 2]
+    return out
+
+
+def rotate_boxes(boxes: np.ndarray, rotation: int, coded_hw: tuple[int, int]) -> np.ndarray:
+    """(..., 4) boxes [x, y, w, h] in coded-frame pixels -> the same boxes in displayed-frame pixels."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    a = rotate_points(boxes[..., :2], rotation, coded_hw)
+    b = rotate_points(boxes[..., :2] + boxes[..., 2:], rotation, coded_hw)
+    size = boxes[..., 3:1:-1] if rotation % 180 else boxes[..., 2:]  # (h, w) when turned a quarter
+    return np.concatenate([np.minimum(a, b), size], axis=-1)

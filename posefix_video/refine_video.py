@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from posefix_video import geometry
 from posefix_video.errors import CheckpointError, InputError, PosefixError
 from posefix_video.records import PersonRecord, PoseSequence
 from posefix_video.video.decoders import FrameReader, open_frames
@@ -33,6 +34,8 @@ from posefix_video.video.journal import Journal, file_fingerprint, journal_path,
 from posefix_video.video.stream import FrameChunk, FrameStream, chunk_frames
 
 log = logging.getLogger(__name__)
+
+TRACKS_ORIENTATIONS = ("displayed", "coded")
 
 
 @dataclass
@@ -121,24 +124,98 @@ def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base
     return seq
 
 
-def orientation_warnings(seq: PoseSequence, size_hw: tuple[int, int], tracks: Path) -> list[str]:
-    """Warnings when the tracks file's image size (PT18 width/height) does not match the displayed frames."""
+def orientation_warnings(seq: PoseSequence, size_hw: tuple[int, int], tracks: Path,
+                         tracks_orientation: str = "displayed",
+                         coded_hw: tuple[int, int] | None = None) -> list[str]:
+    """Warnings when the tracks file's image size (PT18 width/height) does not match the frames the tracks are
+    said to be in: the displayed frames (`size_hw`), or the coded frames (`coded_hw`) with
+    `tracks_orientation="coded"`."""
     if not seq.images:
         return []
     sizes = {(im.get("width"), im.get("height")) for im in seq.images if im.get("width") and im.get("height")}
-    h, w = size_hw
+    coded = tracks_orientation == "coded" and coded_hw is not None
+    h, w = coded_hw if coded else size_hw
     out = []
-    for width, height in sizes:
+    for width, height in sorted(sizes):
         if (width, height) == (w, h):
             continue
-        if (width, height) == (h, w):
+        if (width, height) == (h, w) and not coded:
             out.append(f"{tracks}: images are {width}x{height} but the video is displayed {w}x{h} (rotated); tracks "
-                       "must be in the displayed orientation (what a player shows), as decoded here")
+                       "must be in the displayed orientation (what a player shows), as decoded here; if the tracker "
+                       "ran on the coded (unrotated) frames, pass --tracks-orientation coded")
+        elif (width, height) == (h, w):
+            out.append(f"{tracks}: images are {width}x{height}, the displayed size, but --tracks-orientation coded "
+                       f"says the tracks are in the coded {w}x{h} frames; leave the option out if the tracker saw "
+                       "the displayed (rotated) frames")
         else:
-            out.append(f"{tracks}: images are {width}x{height} but the video frames are {w}x{h}")
+            frames = "coded video frames" if coded else "video frames"
+            out.append(f"{tracks}: images are {width}x{height} but the {frames} are {w}x{h}")
     for message in out:
         log.warning(message)
     return out
+
+
+def _stacked(seq: PoseSequence) -> tuple[list[PersonRecord], np.ndarray, np.ndarray]:
+    """All records in `persons()` order, their keypoints (P, 17, 2) and the joints a refiner may move (P, 17)."""
+    records = list(seq.persons())
+    keypoints = np.stack([r.keypoints for r in records])
+    movable = geometry.usable_joints(keypoints, np.stack([r.present for r in records]))
+    return records, keypoints, movable
+
+
+def _with_records(seq: PoseSequence, records: list[PersonRecord]) -> PoseSequence:
+    out = PoseSequence(name=seq.name, layout=seq.layout, num_frames=seq.num_frames, images=seq.images,
+                       image_ids=seq.image_ids, file_names=seq.file_names, source_format=seq.source_format,
+                       meta=seq.meta)
+    for r in records:
+        out.add(r)
+    return out
+
+
+def tracks_to_displayed(seq: PoseSequence, rotation: int, coded_hw: tuple[int, int]) -> PoseSequence:
+    """A copy of `seq` (tracks in coded-frame pixels) with keypoints and boxes in displayed-frame pixels.
+
+    Only joints a refiner may move are mapped (present, finite, not the (0, 0) placeholder: see
+    `geometry.usable_joints`), so placeholders stay placeholders in the displayed frame.
+
+    Args:
+        seq: tracks in the coded frame ((H, W) = `coded_hw`) of the video.
+        rotation: `VideoInfo.rotation`, degrees counter-clockwise from coded to displayed.
+    """
+    records, keypoints, movable = _stacked(seq)
+    shown = np.where(movable[..., None], geometry.rotate_points(keypoints, rotation, coded_hw), keypoints)
+    with_box = [i for i, r in enumerate(records) if r.box is not None]
+    boxes = geometry.rotate_boxes(np.stack([records[i].box for i in with_box]), rotation, coded_hw) \
+        if with_box else np.zeros((0, 4))
+    out = [r.replace(keypoints=shown[i]) for i, r in enumerate(records)]
+    for k, i in enumerate(with_box):
+        out[i].box = boxes[k]
+    return _with_records(seq, out)
+
+
+def results_to_coded(result: PoseSequence, coded_inputs: PoseSequence, displayed_inputs: PoseSequence,
+                     rotation: int, coded_hw: tuple[int, int]) -> PoseSequence:
+    """Refined records in displayed pixels -> the same records in the coded frame the tracks were given in.
+
+    Joints the refiner left as they were (and every box) take the input's coded values bit for bit; moved joints
+    are mapped back with the inverse rotation.
+
+    Args:
+        result: refined records, aligned with `coded_inputs.persons()` (same frames, same order).
+        coded_inputs: the tracks as read; displayed_inputs: `tracks_to_displayed(coded_inputs, ...)`.
+    """
+    shown_hw = geometry.rotated_size(coded_hw, rotation)
+    records, refined, _ = _stacked(result)
+    inputs, coded_kp, movable = _stacked(coded_inputs)
+    shown_kp = np.stack([r.keypoints for r in displayed_inputs.persons()])
+    frames = np.array([r.frame for r in records])
+    if len(records) != len(inputs) or (frames != [r.frame for r in inputs]).any():
+        raise RuntimeError("refined records are not aligned with the input records")
+    moved = movable & (refined != shown_kp).any(-1)
+    back = geometry.rotate_points(refined, (360 - rotation) % 360, shown_hw)
+    coded = np.where(moved[..., None], back, coded_kp)
+    out = [r.replace(keypoints=coded[i], box=inputs[i].box) for i, r in enumerate(records)]
+    return _with_records(result, out)
 
 
 class _Writer(threading.Thread):
@@ -223,6 +300,7 @@ def refine_video(
     smooth: str = "none",
     smooth_params: Any = None,
     resume: bool = False,
+    tracks_orientation: str = "displayed",
     seq_name: str | None = None,
     queue_frames: int = 8,
     progress: bool = False,
@@ -234,7 +312,7 @@ def refine_video(
     Args:
         video: a video file, or a folder of numbered frames (000000.jpg, ...).
         tracks: the tracker's output (any format `posefix_video.io.read_tracks` reads), in the displayed
-            orientation of the video.
+            orientation of the video (or the coded one, see `tracks_orientation`).
         checkpoint: a posefix checkpoint (not needed when `refiner` is given).
         out: output file; default `<tracks_stem>_refined.json` beside the tracks. Never the tracks file itself.
         format, frame_base, layout: passed to `read_tracks` (frame_base "auto", 0 or 1).
@@ -249,6 +327,9 @@ def refine_video(
         smooth: per-track temporal filter after refinement: "none", "oneeuro" or "savgol".
         smooth_params: `smoothing.OneEuroParams` / `SavgolParams`, or None for the defaults.
         resume: continue from the journal of an interrupted run with the same inputs and options.
+        tracks_orientation: "displayed" (tracks in the frames a player shows, as decoded) or "coded" (tracks made
+            on the raw frames of a video with a display rotation: mapped to displayed pixels for refining, results
+            and image sizes mapped back to the coded frame). Identical for videos without rotation.
         seq_name: poseval-parsable sequence name for image entries of non-PoseTrack inputs.
         queue_frames: decoded frames buffered ahead of the refiner.
         progress: show a tqdm progress bar on stderr.
@@ -263,6 +344,9 @@ def refine_video(
             layout mismatch, a journal of another run); no output file is written then.
     """
     t0 = time.perf_counter()
+    if tracks_orientation not in TRACKS_ORIENTATIONS:
+        raise PosefixError(f"tracks orientation must be one of {', '.join(TRACKS_ORIENTATIONS)}, "
+                           f"got {tracks_orientation!r}")
     video, tracks = Path(video), Path(tracks)
     out = Path(out) if out is not None else default_output(tracks)
     if tracks.exists() and out.resolve() == tracks.resolve():
@@ -282,7 +366,11 @@ def refine_video(
         raise CheckpointError(f"{checkpoint or 'refiner'}: the checkpoint refines {refiner.layout.name} poses but "
                               f"{tracks} holds {seq.layout.name} poses; use a {seq.layout.name} checkpoint, or "
                               f"--layout if the tracks file's layout was guessed wrong")
-    warnings = orientation_warnings(seq, reader.info.size, tracks)
+    warnings = orientation_warnings(seq, reader.info.size, tracks, tracks_orientation, reader.info.coded_size)
+    # tracks in the coded frame are refined in displayed pixels (the decoders' frames) and mapped back at the end
+    rotation = reader.info.rotation if tracks_orientation == "coded" else 0
+    out_hw = reader.info.coded_size if tracks_orientation == "coded" else reader.info.size
+    shown = tracks_to_displayed(seq, rotation, reader.info.coded_size) if rotation else seq
 
     run_id = run_hash({
         "video": file_fingerprint(video),
@@ -290,6 +378,7 @@ def refine_video(
         "checkpoint": file_fingerprint(checkpoint) if checkpoint is not None else type(refiner).__name__,
         "format": format, "frame_base": frame_base, "layout": layout, "decoder": decoder,
         "flip_test": getattr(refiner, "flip_test", flip_test), "precision": precision,
+        "tracks_orientation": tracks_orientation,
     })
     jpath = journal_path(out)
     if resume and jpath.exists():
@@ -310,12 +399,14 @@ def refine_video(
 
     try:
         decoded, passed, refined_count = _run(
-            reader, seq, refiner, journal, encoder, previous, done_until, batch_size, chunk_frames_max,
+            reader, shown, refiner, journal, encoder, previous, done_until, batch_size, chunk_frames_max,
             queue_frames, progress, on_chunk,
         )
         journal.close()
         _check_frame_count(seq, decoded, tracks, video)
         result = _assemble(seq, jpath, run_id, decoded)
+        if rotation:
+            result = results_to_coded(result, seq, shown, rotation, reader.info.coded_size)
         if smooth != "none":
             from posefix_video.smoothing import smooth_sequence
 
@@ -326,7 +417,7 @@ def refine_video(
         from posefix_video.io import write_posetrack18
 
         write_posetrack18(result, out, seq_name=seq_name, convert_coco=True,
-                          image_size=(reader.info.size[1], reader.info.size[0]))
+                          image_size=(out_hw[1], out_hw[0]))
     except PosefixError:
         # bad input found late (tracks past the end, frame-count mismatch): the journal is of no use
         if encoder is not None:
