@@ -83,7 +83,8 @@ class ImageBank:
         """Loads a built bank; every path in `check` must be in it and unchanged since the build."""
         folder = Path(folder)
         index_path = folder / INDEX
-        how = "build it with `python -m pipelines.build_image_bank --config <recipe>` (docs/training_data.md)"
+        how = (f"build it with `python -m pipelines.build_image_bank --config <recipe> data.image_bank={folder}` "
+               "(docs/training_data.md)")
         if not index_path.is_file():
             raise ConfigError(f"{folder}: no image bank here ({INDEX} missing, or the build did not finish); {how}")
         try:
