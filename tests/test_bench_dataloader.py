@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from pathlib import Path
 
 import simplejpeg
 
 
-def _script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_dataloader.py"
-    spec = importlib.util.spec_from_file_location("bench_dataloader", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_bench_dataloader_tiny_run(capsys, tmp_path):
-    bench = _script()
+def test_bench_dataloader_tiny_run(capsys, tmp_path, load_script):
+    bench = load_script("bench_dataloader")
     assert bench.main(["--images", "6", "--samples", "40", "--batch", "8", "--repeats", "2", "--workers", "0"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"median [\d.]+ ms CPU per sample = \d+ samples/s per core", out)

@@ -334,20 +334,9 @@ def test_build_dataset_from_config(shared_data):
     assert val.augmentation is None and train.augmentation is not None
 
 
-def _prepare_script():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "scripts" / "prepare_posetrack.py"
-    spec = importlib.util.spec_from_file_location("prepare_posetrack", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_prepare_posetrack_merges_and_fills_sizes(shared_data, tmp_path, capsys):
+def test_prepare_posetrack_merges_and_fills_sizes(shared_data, tmp_path, capsys, load_script):
     root = shared_data / "posetrack18_mmpose"
-    prep = _prepare_script()
+    prep = load_script("prepare_posetrack")
     out = tmp_path / "posetrack18_val.json"
     assert prep.main(["--root", str(root), "--split", "val", "--out", str(out)]) == 0
     merged = json.loads(out.read_text())
@@ -360,14 +349,14 @@ def test_prepare_posetrack_merges_and_fills_sizes(shared_data, tmp_path, capsys)
     assert "3 images (3 labeled), 14 persons" in capsys.readouterr().out
 
 
-def test_prepare_posetrack_missing_images(shared_data, tmp_path, capsys):
+def test_prepare_posetrack_missing_images(shared_data, tmp_path, capsys, load_script):
     root = shared_data / "posetrack18_mmpose"
     fake = tmp_path / "pt"
     (fake / "annotations").mkdir(parents=True)
     (fake / "annotations" / "val").symlink_to(root / "annotations" / "val")
     (fake / "images" / "val").mkdir(parents=True)
     (fake / "images" / "val" / "012834_mpii_test").symlink_to(root / "images" / "val" / "012834_mpii_test")
-    prep = _prepare_script()
+    prep = load_script("prepare_posetrack")
     out = tmp_path / "merged.json"
     assert prep.main(["--root", str(fake), "--split", "val", "--out", str(out)]) == 2
     err = capsys.readouterr().err
