@@ -113,12 +113,13 @@ def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base
     a container's header count can be wrong, so for video files the range check happens after decoding."""
     from posefix_video.io import read_tracks
 
-    if not tracks.is_file():
+    if not tracks.is_file() and not tracks.is_dir():  # a folder: ultralytics labels
         raise InputError(tracks, "no such tracks file")
-    if not tracks.read_bytes().strip():
+    if tracks.is_file() and not tracks.read_bytes().strip():
         raise InputError(tracks, "the tracks file is empty")
     exact = reader.info.header_frames if reader.info.backend == "folder" else None
-    seq = read_tracks(tracks, format=format, frame_base=frame_base, layout=layout, num_frames=exact)
+    seq = read_tracks(tracks, format=format, frame_base=frame_base, layout=layout, num_frames=exact,
+                      image_size=(reader.info.size[1], reader.info.size[0]))  # (W, H) for normalised coordinates
     if seq.num_persons == 0:
         raise InputError(tracks, "the tracks file holds no person; there is nothing to refine")
     return seq

@@ -4,6 +4,10 @@ Detection (docs/formats.md): JSON object with `annolist` -> PoseTrack 2017; with
 PoseTrack 2018; JSON list of entries with `keypoints` -> AlphaPose when an entry has `idx` or `box`, else COCO
 keypoint results; list of entries with `bbox` and no `keypoints` -> COCO detections (refused: boxes only); text
 with 53 comma fields (or a header) -> CSV; text with 6-10 fields per line -> MOTChallenge (refused: boxes only).
+mmpose dumps: a JSON object with `instance_info` (demo), a list of `{"frame_id", "instances"}` (inferencer on a
+video) or of instances with `keypoint_scores` / [x, y] point lists (inferencer on an image). Ultralytics YOLO-pose
+labels: a folder of `*.txt` files (or a run folder with `labels/`), or one such file, whose lines hold 39-41 or 56-58
+space-separated numbers.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from posefix_video.errors import InputError
 from posefix_video.io.checks import parse_json, read_text
 from posefix_video.io.coco_results import read_keypoint_results
 from posefix_video.io.csv_tracks import NUM_COLUMNS, data_lines, is_number, read_csv_tracks
+from posefix_video.io.mmpose_dump import is_mmpose_dump, read_mmpose_dump
 from posefix_video.io.posetrack17 import read_posetrack17
 from posefix_video.io.posetrack18 import read_posetrack18
+from posefix_video.io.ultralytics_txt import is_label_dir, looks_like_labels, read_ultralytics_txt
 from posefix_video.keypoints import KeypointLayout, get_layout
 from posefix_video.records import PoseSequence
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("auto", "posetrack18", "posetrack17", "coco", "alphapose", "csv")
-_POSE_FORMATS = "PoseTrack 2018 or 2017 JSON, COCO keypoint results JSON, AlphaPose JSON, or the posefix CSV"
+FORMATS = ("auto", "posetrack18", "posetrack17", "coco", "alphapose", "csv", "mmpose", "ultralytics")
+_POSE_FORMATS = ("PoseTrack 2018 or 2017 JSON, COCO keypoint results JSON, AlphaPose JSON, mmpose prediction JSON, "
+                 "ultralytics YOLO-pose labels (a folder of .txt files), or the posefix CSV")
 
 
 def _boxes_only(path, what: str) -> InputError:
@@ -42,7 +49,9 @@ def detect_format(path: str | os.PathLike, text: str) -> tuple[str, Any]:
     lines = data_lines(text)
     fields = lines[0][1]
     if len(fields) == 1 and len(lines[0][1][0].split()) > 1:
-        fields = lines[0][1][0].split()  # whitespace-separated MOT
+        fields = lines[0][1][0].split()  # whitespace-separated: MOT or ultralytics
+        if looks_like_labels(fields):
+            return "ultralytics", None
     numeric = all(is_number(f) for f in fields)
     if not numeric and len(fields) == NUM_COLUMNS:
         return "csv", None
@@ -55,6 +64,8 @@ def detect_format(path: str | os.PathLike, text: str) -> tuple[str, Any]:
 
 
 def _json_format(path, data: Any) -> str:
+    if is_mmpose_dump(data):
+        return "mmpose"
     if isinstance(data, dict):
         if "annolist" in data:
             return "posetrack17"
@@ -73,9 +84,6 @@ def _json_format(path, data: Any) -> str:
         return "alphapose" if any("idx" in e or "box" in e for e in entries) else "coco"
     if all("bbox" in e for e in entries):
         return _raise(_boxes_only(path, "COCO detection results: image_id, bbox, score, no keypoints"))
-    if "instances" in entries[0]:
-        raise InputError(path, f"looks like mmpose inferencer output (`instances`), which is not supported; "
-                         f"supported: {_POSE_FORMATS}")  # fmt: skip
     raise InputError(path, f"unknown JSON format: list entries with keys {', '.join(list(entries[0])[:6])}; "
                      f"supported: {_POSE_FORMATS}")  # fmt: skip
 
@@ -91,18 +99,23 @@ def read_tracks(
     frame_base: int | str = "auto",
     layout: str | KeypointLayout | None = None,
     num_frames: int | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> PoseSequence:
     """Reads any supported tracker/pose output into a PoseSequence, every record validated.
 
     Args:
-        path: the input file.
-        format: "auto" (by content) or one of "posetrack18", "posetrack17", "coco", "alphapose", "csv".
-        frame_base: 0, 1 or "auto" for formats that carry frame numbers (CSV, COCO results, AlphaPose); auto
-            decides and logs a warning saying what it chose and why. PoseTrack files ignore it (frames are
-            positions in the file's image list).
-        layout: layout of COCO-style formats (COCO results, AlphaPose, CSV): "coco17" (default) or "posetrack18".
-            PoseTrack files carry their own layout; a different `layout` is refused.
+        path: the input file, or for ultralytics labels a folder (`labels/` or the run folder holding it).
+        format: "auto" (by content) or one of "posetrack18", "posetrack17", "coco", "alphapose", "csv", "mmpose",
+            "ultralytics".
+        frame_base: 0, 1 or "auto" for formats that carry frame numbers (CSV, COCO results, AlphaPose, mmpose,
+            ultralytics); auto decides and logs a warning saying what it chose and why. PoseTrack files ignore it
+            (frames are positions in the file's image list).
+        layout: layout of COCO-style formats (COCO results, AlphaPose, CSV, mmpose, ultralytics): "coco17"
+            (default; mmpose demo dumps of a posetrack18 model: posetrack18) or "posetrack18". PoseTrack files
+            carry their own layout; a different `layout` is refused.
         num_frames: the video's frame count, when known: used by the frame base rule and the range check.
+        image_size: (width, height) of the frames in pixels; required by ultralytics labels (normalised
+            coordinates), ignored by the other formats.
 
     Raises:
         InputError: unreadable, malformed, box-only or unknown input; the message names the file, the record and
@@ -115,13 +128,23 @@ def read_tracks(
             layout = get_layout(layout)
         except ValueError as err:
             raise InputError(path, str(err)) from None
-    text = read_text(path)
+    if format in ("auto", "ultralytics") and os.path.isdir(path):
+        if format == "auto" and not is_label_dir(path):
+            raise InputError(path, "is a directory without ultralytics pose label files (*.txt here or in "
+                             f"`labels/`); give a file: {_POSE_FORMATS}")  # fmt: skip
+        format, text = "ultralytics", ""
+    else:
+        text = read_text(path)
     if format == "auto":
         format, data = detect_format(path, text)
         log.info("%s: detected format %s", os.fspath(path), format)
     else:
-        data = parse_json(path, text) if format != "csv" else None
-    if format == "csv":
+        data = parse_json(path, text) if format not in ("csv", "ultralytics") else None
+    if format == "ultralytics":
+        seq = read_ultralytics_txt(path, image_size, frame_base=frame_base, layout=layout, num_frames=num_frames)
+    elif format == "mmpose":
+        seq = read_mmpose_dump(path, data, frame_base=frame_base, layout=layout, num_frames=num_frames)
+    elif format == "csv":
         seq = read_csv_tracks(path, text, frame_base=frame_base, layout=layout, num_frames=num_frames)
     elif format in ("coco", "alphapose"):
         seq = read_keypoint_results(path, data, flavor=format, frame_base=frame_base, layout=layout,
