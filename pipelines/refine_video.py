@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("video", help="video file (mp4, avi, mov, ...) or a folder of numbered frames (000000.jpg, ...)")
     p.add_argument("tracks", help="tracker output: PoseTrack18/17 JSON, COCO keypoint results, AlphaPose JSON or "
-                   "CSV, in the displayed orientation of the video (what a player shows)")
+                   "CSV, in the displayed orientation of the video (what a player shows), or see "
+                   "--tracks-orientation")
     p.add_argument("--checkpoint", required=True, help="posefix checkpoint (.pt); its keypoint layout must match "
                    "the tracks'")
     p.add_argument("-o", "--out", default=None, help="output PoseTrack18 JSON (default: <tracks_stem>_refined.json "
