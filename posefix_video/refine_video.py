@@ -108,9 +108,10 @@ def load_refiner(checkpoint: str | os.PathLike, device: str = "auto", flip_test:
 
 
 def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base: int | str,
-                      layout: str | None) -> PoseSequence:
+                      layout: str | None, tracks_orientation: str = "displayed") -> PoseSequence:
     """Reads the tracks file. The frame count is passed to the reader only where it is exact (frame folders);
-    a container's header count can be wrong, so for video files the range check happens after decoding."""
+    a container's header count can be wrong, so for video files the range check happens after decoding.
+    Normalised coordinates are scaled by the size of the frames the tracks refer to (coded or displayed)."""
     from posefix_video.io import read_tracks
 
     if not tracks.is_file() and not tracks.is_dir():  # a folder: ultralytics labels
@@ -118,8 +119,9 @@ def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base
     if tracks.is_file() and not tracks.read_bytes().strip():
         raise InputError(tracks, "the tracks file is empty")
     exact = reader.info.header_frames if reader.info.backend == "folder" else None
+    frame_hw = reader.info.coded_size if tracks_orientation == "coded" else reader.info.size
     seq = read_tracks(tracks, format=format, frame_base=frame_base, layout=layout, num_frames=exact,
-                      image_size=(reader.info.size[1], reader.info.size[0]))  # (W, H) for normalised coordinates
+                      image_size=(frame_hw[1], frame_hw[0]))  # (W, H) for normalised coordinates
     if seq.num_persons == 0:
         raise InputError(tracks, "the tracks file holds no person; there is nothing to refine")
     return seq
@@ -362,7 +364,7 @@ def refine_video(
             raise PosefixError("a checkpoint is needed (--checkpoint)")
         refiner = load_refiner(checkpoint, device=device, flip_test=flip_test, precision=precision,
                                batch_size=batch_size)
-    seq = read_input_tracks(tracks, reader, format, frame_base, layout)
+    seq = read_input_tracks(tracks, reader, format, frame_base, layout, tracks_orientation)
     if seq.layout.name != refiner.layout.name:
         raise CheckpointError(f"{checkpoint or 'refiner'}: the checkpoint refines {refiner.layout.name} poses but "
                               f"{tracks} holds {seq.layout.name} poses; use a {seq.layout.name} checkpoint, or "

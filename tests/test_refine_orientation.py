@@ -328,3 +328,26 @@ def test_boxes_follow_the_keypoints():
     # displayed x = coded y (20..60), displayed y = W - 1 - coded x (279..309)
     np.testing.assert_array_equal(shown.box, [20.0, 279.0, 40.0, 30.0])
     assert p.box.tolist() == [10.0, 20.0, 30.0, 40.0]  # the input is not modified
+
+
+def test_normalised_coordinates_scale_by_the_coded_size(rot90, tmp_path):
+    """Ultralytics labels hold coordinates divided by the frame size the tracker saw: the coded one here."""
+    h, w = CODED_HW
+    rng = np.random.default_rng(4)
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    coded = {}
+    for f in range(N_FRAMES):
+        kp = rng.uniform([20, 20], [w - 20, h - 20], (17, 2))
+        coded[f] = kp
+        trip = np.concatenate([kp / [w, h], np.ones((17, 1))], -1)
+        box = [0.5, 0.5, 0.5, 0.5]
+        values = [0, *box, *trip.ravel(), 3]
+        (labels / f"rot_{f + 1}.txt").write_text(" ".join(repr(float(v)) if i else "0" for i, v in
+                                                          enumerate(values[:-1])) + " 3\n")
+    out = tmp_path / "out.json"
+    refine_video(rot90, labels, refiner=SamplingRefiner(), out=out, frame_base=1, layout="posetrack18",
+                 tracks_orientation="coded")
+    got = refined_keypoints(out)
+    for f, kp in coded.items():
+        np.testing.assert_allclose(got[(f, 3)], kp + SHIFT_CODED, atol=1e-6)
