@@ -351,3 +351,21 @@ def test_normalised_coordinates_scale_by_the_coded_size(rot90, tmp_path):
     got = refined_keypoints(out)
     for f, kp in coded.items():
         np.testing.assert_allclose(got[(f, 3)], kp + SHIFT_CODED, atol=1e-6)
+
+
+def test_cli_option(rot90, tmp_path, capsys):
+    from pipelines.refine_video import main
+
+    seq = coded_tracks()
+    seq.frames = {f: seq.frames[f][1:] for f in range(0, N_FRAMES, 3)}  # 10 small persons: a quick run
+    write_csv_tracks(seq, tmp_path / "t.csv")
+    ckpt = Path(__file__).resolve().parents[1] / "assets" / "demo_checkpoint.pth"
+    args = [str(rot90), str(tmp_path / "t.csv"), "--checkpoint", str(ckpt), "--layout", "posetrack18",
+            "--frame-base", "0", "--no-flip", "--no-progress", "-o", str(tmp_path / "o.json")]
+    assert main(args + ["--tracks-orientation", "coded"]) == 0
+    data = json.loads((tmp_path / "o.json").read_text())
+    assert {(im["width"], im["height"]) for im in data["images"]} == {(320, 180)}
+    assert "refined 10" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(args + ["--tracks-orientation", "sideways"])
+    assert exit_info.value.code == 2
