@@ -168,7 +168,11 @@ def read_mmpose_dump(
             box = _box(path, where, inst["bbox"]) if inst.get("bbox") is not None else None
             person_score = inst.get("bbox_score")
             if person_score is not None:
-                person_score = float(number_array(path, where, [person_score], 1, "bbox_score")[0])
+                if isinstance(person_score, bool) or not isinstance(person_score, (int, float)) or not np.isfinite(
+                        person_score):  # fmt: skip
+                    raise InputError(path, f"`bbox_score` is {json.dumps(person_score)[:40]}, expected a finite "
+                                     "number", where)  # fmt: skip
+                person_score = float(person_score)
             tid = inst.get("track_id")
             tid = None if tid is None else integer_id(path, where, tid)
             tid = None if tid == -1 else tid
