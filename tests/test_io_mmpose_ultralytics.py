@@ -109,6 +109,7 @@ def test_mmpose_zero_score_origin_joint_absent_and_flat_bbox(tmp_path):
     (lambda d: d[0]["instances"][0].update(bbox=[[1, 2, 3]]), r"`bbox` has 3 values, expected 4"),
     (lambda d: d[0]["instances"].append(_inst(2, track=7)), r"track_id 7 appears twice in frame 4"),
     (lambda d: d[0].update(instances={}), r"`instances` must be a list"),
+    (lambda d: d[0]["instances"][0].update(keypoints=[]), r"`keypoints` is \[\], expected a list of \[x, y\]"),
     (lambda d: d[0]["instances"][0].update(bbox_score="x"), r"instance \[0\]: `bbox_score` is \"x\", expected a"),
 ])  # fmt: skip
 def test_mmpose_errors_name_file_record_problem(tmp_path, mutate, message):

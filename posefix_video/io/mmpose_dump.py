@@ -102,7 +102,7 @@ def _points(path, where: str, value: Any, what: str) -> np.ndarray:
         for v in p:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v):
                 raise InputError(path, f"`{what}`[{j}] is {json.dumps(p)[:60]}, expected finite numbers", where)
-    raise InputError(path, f"`{what}` is not a list of [x, y] points", where)  # pragma: no cover - caught above
+    raise InputError(path, f"`{what}` is {json.dumps(value)[:40]}, expected a list of [x, y] points", where)  # []
 
 
 def _box(path, where: str, value: Any) -> np.ndarray:
