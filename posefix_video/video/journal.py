@@ -36,14 +36,22 @@ def journal_path(out: str | os.PathLike) -> Path:
 
 def file_fingerprint(path: str | os.PathLike, full: bool = False, head_bytes: int = 1 << 20) -> dict[str, Any]:
     """Identity of a file for the journal header: size, mtime and a sha256 of its content (the first MiB only,
-    unless `full`; videos are large, and size + mtime + head catch a replaced file)."""
+    unless `full`; videos are large, and size + mtime + head catch a replaced file).
+
+    A folder (frames, or an ultralytics labels folder) is identified by its files' names, sizes and mtimes, and
+    with `full` by their contents too.
+    """
     path = Path(path)
     st = path.stat()
     digest = hashlib.sha256()
     if path.is_dir():
-        names = sorted(p.name for p in path.iterdir())
-        digest.update("\n".join(names).encode())
-        return {"path": str(path.resolve()), "files": len(names), "sha256": digest.hexdigest()}
+        files = sorted(p for p in path.iterdir() if p.is_file())
+        for p in files:
+            fst = p.stat()
+            digest.update(f"{p.name}\0{fst.st_size}\0{fst.st_mtime_ns}\n".encode())
+            if full:
+                digest.update(hashlib.sha256(p.read_bytes()).digest())
+        return {"path": str(path.resolve()), "files": len(files), "sha256": digest.hexdigest()}
     with open(path, "rb") as f:
         if full:
             for block in iter(lambda: f.read(1 << 20), b""):
