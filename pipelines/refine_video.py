@@ -26,15 +26,15 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("video", help="video file (mp4, avi, mov, ...) or a folder of numbered frames (000000.jpg, ...)")
-    p.add_argument("tracks", help="tracker output: PoseTrack18/17 JSON, COCO keypoint results, AlphaPose JSON or "
-                   "CSV, in the displayed orientation of the video (what a player shows), or see "
-                   "--tracks-orientation")
+    p.add_argument("tracks", help="tracker output: PoseTrack18/17 JSON, COCO keypoint results, AlphaPose JSON, "
+                   "mmpose prediction dump, CSV, or an ultralytics YOLO-pose labels folder; in the displayed "
+                   "orientation of the video (what a player shows), or see --tracks-orientation")
     p.add_argument("--checkpoint", required=True, help="posefix checkpoint (.pt); its keypoint layout must match "
                    "the tracks'")
     p.add_argument("-o", "--out", default=None, help="output PoseTrack18 JSON (default: <tracks_stem>_refined.json "
                    "beside the tracks file; the tracks file is never overwritten)")
     p.add_argument("--format", default="auto", help="tracks format: auto, posetrack18, posetrack17, coco, "
-                   "alphapose, csv")
+                   "alphapose, mmpose, csv, ultralytics (docs/formats.md)")
     p.add_argument("--frame-base", default="auto", choices=["auto", "0", "1"], help="whether the tracks number "
                    "frames from 0 or 1 (auto decides and logs why; PoseTrack files ignore it)")
     p.add_argument("--layout", default=None, choices=["coco17", "posetrack18"], help="keypoint layout of COCO-style "

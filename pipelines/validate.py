@@ -1,7 +1,7 @@
 """Check a PoseTrack 2018 JSON file the way poseval loads it, optionally against its ground-truth file.
 
     python -m pipelines.validate PRED.json [--gt GT.json] [--kind auto|gt|pred]
-    python -m pipelines.validate TRACKS --input [--format auto] [--frame-base auto] [--num-frames N]
+    python -m pipelines.validate TRACKS --input [--format auto] [--frame-base auto] [--num-frames N] [--image-size WxH]
 
 Prints every problem with its location. Exit status: 0 clean, 1 problems found, 2 unreadable input.
 With --input the file is checked as refiner input instead (any supported format, read as `read_tracks` reads it;
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frame-base", choices=("auto", "0", "1"), default="auto",
                         help="with --input: frame numbering of CSV/COCO/AlphaPose files")
     parser.add_argument("--num-frames", type=int, help="with --input: the video's frame count, when known")
+    parser.add_argument("--image-size", metavar="WxH", help="with --input: the frame size, needed for formats with "
+                        "normalised coordinates (ultralytics labels), e.g. 1920x1080")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     if args.input:
@@ -58,8 +60,15 @@ def main(argv: list[str] | None = None) -> int:
 
 def _check_input(args: argparse.Namespace) -> int:
     base = args.frame_base if args.frame_base == "auto" else int(args.frame_base)
+    size = None
+    if args.image_size:
+        w, _, h = args.image_size.lower().partition("x")
+        if not (w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            print(f"--image-size {args.image_size!r}: expected WIDTHxHEIGHT, e.g. 1920x1080", file=sys.stderr)
+            return 2
+        size = (int(w), int(h))
     try:
-        seq = read_tracks(args.file, format=args.format, frame_base=base, num_frames=args.num_frames)
+        seq = read_tracks(args.file, format=args.format, frame_base=base, num_frames=args.num_frames, image_size=size)
     except PosefixError as err:
         print(err, file=sys.stderr)
         return 2

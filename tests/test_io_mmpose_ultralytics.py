@@ -324,3 +324,15 @@ def test_refine_video_cli_accepts_mmpose_and_ultralytics(tmp_path, capsys):
         for key, kp in ref.items():
             # ultralytics' normalised coordinates round-trip through text: refined joints agree to a pixel
             assert np.abs(got[key][:, :2] - kp[:, :2]).max() < (1e-6 if name == "mmpose" else 1.0), (name, key)
+
+
+def test_validate_input_takes_the_image_size_for_ultralytics(tmp_path, capsys):
+    from pipelines import validate
+
+    d = _labels(tmp_path, {"walk_1.txt": [_kp_line(0.1, "5")], "walk_2.txt": [_kp_line(0.2, "5")]})
+    assert validate.main([str(d), "--input"]) == 2
+    assert "normalised" in capsys.readouterr().err
+    assert validate.main([str(d), "--input", "--image-size", "64Ox480"]) == 2
+    assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
+    assert validate.main([str(d), "--input", "--image-size", f"{W}x{H}"]) == 0
+    assert "OK: ultralytics, 2 persons on 2 frames" in capsys.readouterr().err
