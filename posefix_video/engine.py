@@ -332,6 +332,80 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# data loader workers
+
+
+class DataLoaderStalled(PosefixError):
+    """A DataLoader worker gave no batch within the timeout, or died; the run stops instead of hanging."""
+
+
+# Workers start from a fork server (a clean, single-threaded process that has imported these modules), not by
+# fork() of the training process: that process has run thread pools (OpenCV's, used by validation's frame decode;
+# torch's; decoder threads), and a child forked while a pool thread holds its lock deadlocks at its first cv2 call
+# (cv2.setNumThreads in the dataset). The server is started once per process; each epoch's workers fork from it.
+WORKER_START_METHOD = "forkserver"
+WORKER_PRELOAD = ("torch", "numpy", "cv2")
+# Longest wait for one batch before the run stops: a stalled worker otherwise blocks training forever.
+WORKER_TIMEOUT_S = 600.0
+
+
+def _worker_init(worker_id: int) -> None:
+    """Single-threaded cv2 and torch in each worker: the workers themselves already occupy the cores."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def worker_loader_options(num_workers: int, dataset: Dataset | None = None, *,
+                          start_method: str = WORKER_START_METHOD,
+                          timeout_s: float = WORKER_TIMEOUT_S) -> dict[str, Any]:
+    """DataLoader keyword arguments for `num_workers` worker processes (none for 0).
+
+    Args:
+        dataset: its module is preloaded in the fork server too, so a worker starts without importing it.
+        start_method: "forkserver" (default; "spawn" where the platform has no fork server) or "fork" (fastest
+            start, unsafe once the training process has run thread pools).
+        timeout_s: longest wait for one batch; `guard_loader` turns the timeout into `DataLoaderStalled`.
+    """
+    if num_workers <= 0:
+        return {}
+    import multiprocessing
+
+    if start_method not in multiprocessing.get_all_start_methods():
+        start_method = "spawn"
+    ctx = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        # '__main__' keeps the default: the server imports the main module as spawn would
+        extra = (type(dataset).__module__,) if dataset is not None else ()
+        ctx.set_forkserver_preload(["__main__", *WORKER_PRELOAD, *extra])
+    return {"multiprocessing_context": ctx, "worker_init_fn": _worker_init, "timeout": timeout_s}
+
+
+def guard_loader(loader: Iterable, what: str = "training data") -> Iterable:
+    """Iterates `loader`, turning a worker timeout or a dead worker into `DataLoaderStalled` (a clear user error)."""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except RuntimeError as e:
+            msg = str(e)
+            if "DataLoader timed out" in msg:
+                raise DataLoaderStalled(
+                    f"{what}: no batch from the DataLoader workers for {getattr(loader, 'timeout', '?')} s (a "
+                    f"stalled or deadlocked worker); rerun with --resume, with data.num_workers=0 to rule the "
+                    f"workers out") from None
+            if "DataLoader worker" in msg and ("exited unexpectedly" in msg or "killed by signal" in msg):
+                raise DataLoaderStalled(
+                    f"{what}: a DataLoader worker died ({msg.splitlines()[0]}); out of memory or of shared memory "
+                    f"(/dev/shm)? Lower data.num_workers or data.batch_size, then rerun with --resume") from None
+            raise
+        yield batch
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # the whole run
 
 
@@ -383,7 +457,8 @@ def fit(*, model: nn.Module, criterion: Criterion, train_set: Dataset, prepare: 
                                  seed=seed, drop_last=True)
     loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, num_workers=num_workers,
                         pin_memory=device.type == "cuda", drop_last=True, collate_fn=collate_fn,
-                        persistent_workers=False)  # workers are re-forked per epoch so they see set_epoch
+                        persistent_workers=False,  # workers restart every epoch so they see set_epoch
+                        **worker_loader_options(num_workers, train_set))
 
     start_epoch, best_score, history = 0, None, []
     last = out / "last.pth"
@@ -412,9 +487,9 @@ def fit(*, model: nn.Module, criterion: Criterion, train_set: Dataset, prepare: 
         sampler.set_epoch(epoch)
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
-        stats = train_one_epoch(model, criterion, optimizer, loader, device=device, epoch=epoch, prepare=prepare,
-                                log=log, autocast_dtype=autocast_dtype, extra_loss=extra_loss, grad_clip=grad_clip,
-                                log_every=log_every, flops_per_sample=flops, peak=peak,
+        stats = train_one_epoch(model, criterion, optimizer, guard_loader(loader), device=device, epoch=epoch,
+                                prepare=prepare, log=log, autocast_dtype=autocast_dtype, extra_loss=extra_loss,
+                                grad_clip=grad_clip, log_every=log_every, flops_per_sample=flops, peak=peak,
                                 world_size=dist_info.world_size)
         lr_used = optimizer.param_groups[0]["lr"]
         scheduler.step()
@@ -606,10 +681,11 @@ def build_validation(cfg: Any, criterion: Criterion, prepare: Prepare,
     if metric == "loss":
         val_set = build_dataset(cfg, split="val")
         loader = DataLoader(val_set, batch_size=max(1, cfg.data.batch_size // info.world_size),
-                            num_workers=cfg.data.num_workers)
+                            num_workers=cfg.data.num_workers, **worker_loader_options(cfg.data.num_workers, val_set))
 
         def validate_loss(model: nn.Module, out_dir: Path, epoch: int) -> dict[str, float]:
-            terms = evaluate(model, criterion, loader, device=info.device, prepare=prepare, reduce=False)
+            terms = evaluate(model, criterion, guard_loader(loader, "validation data"), device=info.device,
+                             prepare=prepare, reduce=False)
             return {**terms, "score": -terms["loss"]}
 
         return validate_loss
