@@ -345,8 +345,10 @@ class DataLoaderStalled(PosefixError):
 # (cv2.setNumThreads in the dataset). The server is started once per process; each epoch's workers fork from it.
 WORKER_START_METHOD = "forkserver"
 WORKER_PRELOAD = ("torch", "numpy", "cv2")
-# Longest wait for one batch before the run stops: a stalled worker otherwise blocks training forever.
-WORKER_TIMEOUT_S = 600.0
+# Longest wait for one batch before the run stops: a stalled worker otherwise blocks training forever. Fork-server
+# workers are not our children (no SIGCHLD), so a dead worker is also noticed only after this wait; a batch normally
+# takes seconds, so 120 s leaves a wide margin for a loaded machine or a cold disk.
+WORKER_TIMEOUT_S = 120.0
 
 
 def _worker_init(worker_id: int) -> None:
@@ -358,18 +360,20 @@ def _worker_init(worker_id: int) -> None:
 
 
 def worker_loader_options(num_workers: int, dataset: Dataset | None = None, *,
-                          start_method: str = WORKER_START_METHOD,
-                          timeout_s: float = WORKER_TIMEOUT_S) -> dict[str, Any]:
+                          start_method: str | None = None, timeout_s: float | None = None) -> dict[str, Any]:
     """DataLoader keyword arguments for `num_workers` worker processes (none for 0).
 
     Args:
         dataset: its module is preloaded in the fork server too, so a worker starts without importing it.
-        start_method: "forkserver" (default; "spawn" where the platform has no fork server) or "fork" (fastest
-            start, unsafe once the training process has run thread pools).
-        timeout_s: longest wait for one batch; `guard_loader` turns the timeout into `DataLoaderStalled`.
+        start_method: default WORKER_START_METHOD, "forkserver" ("spawn" where the platform has no fork server);
+            "fork" starts fastest but is unsafe once the training process has run thread pools.
+        timeout_s: longest wait for one batch (default WORKER_TIMEOUT_S); `guard_loader` turns the timeout into
+            `DataLoaderStalled`.
     """
     if num_workers <= 0:
         return {}
+    start_method = start_method or WORKER_START_METHOD
+    timeout_s = WORKER_TIMEOUT_S if timeout_s is None else timeout_s
     import multiprocessing
 
     if start_method not in multiprocessing.get_all_start_methods():
