@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import random
+import re
 import subprocess
 import time
 from collections import Counter
@@ -386,8 +387,12 @@ def worker_loader_options(num_workers: int, dataset: Dataset | None = None, *,
     return {"multiprocessing_context": ctx, "worker_init_fn": _worker_init, "timeout": timeout_s}
 
 
+_USER_ERRORS = {"PosefixError", "InputError", "ConfigError", "CheckpointError", "DataLoaderStalled"}
+
+
 def guard_loader(loader: Iterable, what: str = "training data") -> Iterable:
-    """Iterates `loader`, turning a worker timeout or a dead worker into `DataLoaderStalled` (a clear user error)."""
+    """Iterates `loader`, turning a worker timeout or a dead worker into `DataLoaderStalled` (a clear user error),
+    and a user error raised in a worker (e.g. a missing image) into a PosefixError with the worker's message."""
     it = iter(loader)
     while True:
         try:
@@ -401,6 +406,11 @@ def guard_loader(loader: Iterable, what: str = "training data") -> Iterable:
                     f"{what}: no batch from the DataLoader workers for {getattr(loader, 'timeout', '?')} s (a "
                     f"stalled or deadlocked worker); rerun with --resume, with data.num_workers=0 to rule the "
                     f"workers out") from None
+            user_error = re.match(r"Caught (\w+) in DataLoader worker", msg)
+            if user_error and user_error.group(1) in _USER_ERRORS:
+                # the DataLoader cannot rebuild our errors from a message: report the worker's own message
+                last = msg.strip().splitlines()[-1]
+                raise PosefixError(last.split(": ", 1)[1] if last.startswith("posefix_video.") else last) from None
             if "DataLoader worker" in msg and ("exited unexpectedly" in msg or "killed by signal" in msg):
                 raise DataLoaderStalled(
                     f"{what}: a DataLoader worker died ({msg.splitlines()[0]}); out of memory or of shared memory "

@@ -90,3 +90,21 @@ def test_a_dead_worker_stops_with_a_clear_error():
     loader = DataLoader(DyingData(), batch_size=2, num_workers=1, **worker_loader_options(1, timeout_s=3.0))
     with pytest.raises(PosefixError, match=r"validation data: a DataLoader worker died .*data.num_workers"):
         list(guard_loader(loader, "validation data"))
+
+
+class MissingImageData(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        from posefix_video.errors import InputError
+
+        raise InputError("/data/coco/000001.jpg", "image missing or not readable", f"person {i}")
+
+
+def test_a_user_error_in_a_worker_keeps_its_message():
+    # the DataLoader cannot rebuild InputError from a message: without the guard this is a RuntimeError traceback
+    loader = DataLoader(MissingImageData(), batch_size=2, num_workers=1, **worker_loader_options(1, timeout_s=30.0))
+    with pytest.raises(PosefixError) as err:
+        list(guard_loader(loader))
+    assert str(err.value) == "/data/coco/000001.jpg: person 0: image missing or not readable"
