@@ -36,7 +36,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, Sampler
 
 from posefix_video.atomic import atomic_open
 from posefix_video.errors import CheckpointError, PosefixError
@@ -387,6 +387,38 @@ def worker_loader_options(num_workers: int, dataset: Dataset | None = None, *,
     return {"multiprocessing_context": ctx, "worker_init_fn": _worker_init, "timeout": timeout_s}
 
 
+class EpochBatch(list):
+    """A batch of dataset indices that carries its epoch (`.epoch`).
+
+    Persistent DataLoader workers hold their own copy of the dataset, which `set_epoch` in the training process
+    does not reach; a dataset whose samples depend on the epoch reads it from the batch instead (PoseFixDataset
+    does, and says so with `reads_batch_epoch = True`).
+    """
+
+    def __init__(self, indices: Iterable[int], epoch: int):
+        super().__init__(indices)
+        self.epoch = epoch
+
+
+class EpochBatchSampler(Sampler):
+    """Batches of `sampler` (as BatchSampler makes them) tagged with the epoch given to `set_epoch`."""
+
+    def __init__(self, sampler: Sampler, batch_size: int, drop_last: bool):
+        self.sampler, self.batch_size, self.drop_last, self.epoch = sampler, batch_size, drop_last, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self):
+        for batch in BatchSampler(self.sampler, self.batch_size, self.drop_last):
+            yield EpochBatch(batch, self.epoch)
+
+    def __len__(self) -> int:
+        return len(BatchSampler(self.sampler, self.batch_size, self.drop_last))
+
+
 _USER_ERRORS = {"PosefixError", "InputError", "ConfigError", "CheckpointError", "DataLoaderStalled"}
 
 
@@ -469,9 +501,13 @@ def fit(*, model: nn.Module, criterion: Criterion, train_set: Dataset, prepare: 
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(milestones), gamma=gamma)
     sampler = DistributedSampler(train_set, num_replicas=dist_info.world_size, rank=dist_info.rank, shuffle=True,
                                  seed=seed, drop_last=True)
-    loader = DataLoader(train_set, batch_size=local_batch, sampler=sampler, num_workers=num_workers,
-                        pin_memory=device.type == "cuda", drop_last=True, collate_fn=collate_fn,
-                        persistent_workers=False,  # workers restart every epoch so they see set_epoch
+    batches = EpochBatchSampler(sampler, local_batch, drop_last=True)
+    # Workers live for the whole run (the dataset is pickled to each once) when the dataset takes the epoch from
+    # the batch; a dataset that only has set_epoch gets fresh workers every epoch.
+    persistent = num_workers > 0 and (not hasattr(train_set, "set_epoch") or getattr(train_set, "reads_batch_epoch",
+                                                                                      False))  # fmt: skip
+    loader = DataLoader(train_set, batch_sampler=batches, num_workers=num_workers, pin_memory=device.type == "cuda",
+                        collate_fn=collate_fn, persistent_workers=persistent,
                         **worker_loader_options(num_workers, train_set))
 
     start_epoch, best_score, history = 0, None, []
@@ -498,7 +534,7 @@ def fit(*, model: nn.Module, criterion: Criterion, train_set: Dataset, prepare: 
     sha = git_sha() if dist_info.is_main else None
 
     for epoch in range(start_epoch, epochs):
-        sampler.set_epoch(epoch)
+        batches.set_epoch(epoch)
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
         stats = train_one_epoch(model, criterion, optimizer, guard_loader(loader), device=device, epoch=epoch,

@@ -386,3 +386,23 @@ def test_batched_fetch_matches_single_fetch_except_synthesis_draws(posetrack):
     loader = DataLoader(ds, batch_size=4, shuffle=False)
     first = next(iter(loader))
     assert first["image"].shape == (4, 256, 192, 3) and first["input_keypoints"].shape == (4, 17, 2)
+
+
+def test_epoch_from_the_batch_equals_set_epoch_and_survives_pickling(posetrack):
+    import pickle
+
+    from posefix_video.engine import EpochBatch
+
+    _, persons = posetrack
+    ds = PoseFixDataset(persons=persons, layout=POSETRACK18, seed=2)
+    batch = pickle.loads(pickle.dumps(EpochBatch([5, 0, 12], 4)))  # as it reaches a persistent worker
+    assert batch == [5, 0, 12] and batch.epoch == 4
+    tagged = pickle.loads(pickle.dumps(ds)).__getitems__(batch)  # the worker's copy never saw set_epoch
+    ds.set_epoch(4)
+    plain = ds.__getitems__([5, 0, 12])
+    ds.set_epoch(0)
+    other = ds.__getitems__([5, 0, 12])
+    for a, b, c in zip(tagged, plain, other):
+        for key in a:
+            assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+        assert not np.array_equal(a["affine"].numpy(), c["affine"].numpy())

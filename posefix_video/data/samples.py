@@ -60,13 +60,15 @@ class _PackedPersons:
     boxes: np.ndarray  # (N, 4)
     keypoints: np.ndarray  # (N, J, 2)
     valid: np.ndarray  # (N, J)
+    image_paths: list[str]  # (N,)
     image_ids: np.ndarray  # (N,)
+    ann_ids: np.ndarray  # (N,)
     near: np.ndarray  # (T, J, 2)
     near_valid: np.ndarray  # (T, J)
     near_start: np.ndarray  # (N,)
     near_count: np.ndarray  # (N,)
-    estimated: np.ndarray  # (N, J, 2), zeros where a person has none
-    estimated_valid: np.ndarray  # (N, J)
+    estimated: np.ndarray | None  # (N, J, 2), zeros where a person has none; None when nobody has one
+    estimated_valid: np.ndarray | None  # (N, J)
 
     @classmethod
     def build(cls, persons: Sequence[PersonEntry], num_joints: int) -> _PackedPersons:
@@ -75,16 +77,20 @@ class _PackedPersons:
         count = np.array([p.near.shape[0] for p in persons], dtype=np.int64)
         near = [p.near.reshape(-1, J, 2) for p in persons if p.near.shape[0]]
         near_valid = [p.near_valid.reshape(-1, J) for p in persons if p.near.shape[0]]
-        est = np.zeros((N, J, 2))
-        est_valid = np.zeros((N, J), dtype=bool)
-        for k, p in enumerate(persons):
-            if p.estimated is not None:
-                est[k], est_valid[k] = p.estimated, p.estimated_valid
+        est = est_valid = None
+        if any(p.estimated is not None for p in persons):
+            est = np.zeros((N, J, 2))
+            est_valid = np.zeros((N, J), dtype=bool)
+            for k, p in enumerate(persons):
+                if p.estimated is not None:
+                    est[k], est_valid[k] = p.estimated, p.estimated_valid
         return cls(
             boxes=np.array([p.box for p in persons], dtype=np.float64).reshape(N, 4),
             keypoints=np.array([p.keypoints for p in persons], dtype=np.float64).reshape(N, J, 2),
             valid=np.array([p.valid for p in persons], dtype=bool).reshape(N, J),
+            image_paths=[p.image_path for p in persons],
             image_ids=np.array([p.image_id for p in persons], dtype=np.int64),
+            ann_ids=np.array([p.ann_id for p in persons], dtype=np.int64),
             near=np.concatenate(near).astype(np.float64) if near else np.zeros((0, J, 2)),
             near_valid=np.concatenate(near_valid).astype(bool) if near else np.zeros((0, J), dtype=bool),
             near_start=np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64) if N else count,
@@ -140,6 +146,8 @@ class PoseFixDataset(Dataset):
             Bank images are full size, so reduced_decode does not apply to them (the reference's pixels).
     """
 
+    reads_batch_epoch = True  # __getitems__ takes the epoch from the engine's batches (engine.EpochBatch)
+
     def __init__(
         self,
         *,
@@ -152,7 +160,6 @@ class PoseFixDataset(Dataset):
         reduced_decode: bool = True,
         image_bank: ImageBank | None = None,
     ):
-        self.persons = list(persons)
         self.layout = layout
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
         self.augmentation = augmentation
@@ -162,25 +169,26 @@ class PoseFixDataset(Dataset):
         self.epoch = 0
         self._perm = layout.flip_permutation
         self._used = layout.used_mask
-        self._packed = _PackedPersons.build(self.persons, layout.num_joints)
+        # arrays, not PersonEntry objects: a COCO-sized dataset then pickles to a worker in well under a second
+        self._packed = _PackedPersons.build(list(persons), layout.num_joints)
         self._decoder = ImageDecoder()
         self.image_bank = image_bank
         self._draws: tuple[int, AugmentDraws] | None = None
 
     def __len__(self) -> int:
-        return len(self.persons)
+        return len(self._packed.image_paths)
 
     def set_epoch(self, epoch: int) -> None:
         """Selects the epoch whose augmentation and synthesis draws are returned."""
         self.epoch = int(epoch)
 
-    def _epoch_draws(self) -> AugmentDraws:
-        """Every person's augmentation for the current epoch: a function of (seed, epoch) and the index only."""
+    def _epoch_draws(self, epoch: int) -> AugmentDraws:
+        """Every person's augmentation in `epoch`: a function of (seed, epoch) and the index only."""
         if self.augmentation is None:
             return AugmentDraws.identity(len(self))
-        if self._draws is None or self._draws[0] != self.epoch:
-            rng = np.random.default_rng([self.seed, self.epoch])
-            self._draws = (self.epoch, draw_augmentations(self.augmentation, rng, len(self)))
+        if self._draws is None or self._draws[0] != epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._draws = (epoch, draw_augmentations(self.augmentation, rng, len(self)))
         return self._draws[1]
 
     def _to_crop(
@@ -207,13 +215,13 @@ class PoseFixDataset(Dataset):
         H, W = self.input_hw
         out = np.empty((idx.size, H, W, 3), dtype=np.uint8)
         factors = decode_factors(M) if self.reduced_decode else np.ones(idx.size, dtype=np.int64)
-        bank = self.image_bank
+        bank, P = self.image_bank, self._packed
         for k, i in enumerate(idx.tolist()):
-            e = self.persons[i]
-            img, f = (bank.get(e.image_path), 1) if bank is not None else (None, 1)
+            path = P.image_paths[i]
+            img, f = (bank.get(path), 1) if bank is not None else (None, 1)
             if img is None:
-                record = f"person {i} (image_id {e.image_id}, annotation id {e.ann_id})"
-                img, f = self._decoder.decode(e.image_path, int(factors[k]), record=record)
+                record = f"person {i} (image_id {P.image_ids[i]}, annotation id {P.ann_ids[i]})"
+                img, f = self._decoder.decode(path, int(factors[k]), record=record)
             cv2.warpAffine(img, reduced_affine(M[k], f), (W, H), dst=out[k], flags=cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))  # fmt: skip
         return out
@@ -228,30 +236,35 @@ class PoseFixDataset(Dataset):
         Only the decode and the warp run per sample (C code each). Augmentation comes from the epoch's table, so
         a sample's crop and targets depend on (seed, epoch, index) alone; the synthesis draws of the batch come
         from a generator seeded by (seed, epoch, indices), so a resumed run that replays the same batches (the
-        sampler's order is a function of (seed, epoch)) gets identical samples.
+        sampler's order is a function of (seed, epoch)) gets identical samples. The epoch is `indices.epoch` when
+        the batch carries one (the engine's batches do, so persistent DataLoader workers need no set_epoch), else
+        the one set by `set_epoch`.
         """
         _single_thread_cv2()
+        epoch = int(getattr(indices, "epoch", self.epoch))
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             return []
         P, used = self._packed, self._used
-        draws = self._epoch_draws()[idx]
+        draws = self._epoch_draws(epoch)[idx]
         M = sample_affines(P.boxes[idx], draws, self.input_hw)
         images = self._crops(idx, M)
         target, target_valid = self._to_crop(M, P.keypoints[idx], P.valid[idx] & used, draws.flip)
         if self.synthesize:
             near, near_valid = P.near_of(idx)
             near, near_valid = self._to_crop(M, near, near_valid & used, draws.flip)
-            # The reference centres unlabeled joints on the estimate wherever it lies (no in-crop test).
-            est, _ = self._to_crop(M, P.estimated[idx], P.estimated_valid[idx], draws.flip)
-            est_valid = P.estimated_valid[idx] & used
-            est_valid = np.where(draws.flip[:, None], est_valid[:, self._perm], est_valid)
+            est = est_valid = None
+            if P.estimated is not None:
+                # The reference centres unlabeled joints on the estimate wherever it lies (no in-crop test).
+                est, _ = self._to_crop(M, P.estimated[idx], P.estimated_valid[idx], draws.flip)
+                est_valid = P.estimated_valid[idx] & used
+                est_valid = np.where(draws.flip[:, None], est_valid[:, self._perm], est_valid)
             # KS area: the ground-truth box's side lengths after the transform (rotation does not change them)
             x, y, w, h = P.boxes[idx].T
             corners = np.stack([np.stack([x, y], -1), np.stack([x + w, y], -1), np.stack([x + w, y + h], -1)], 1)
             c = corners @ M[:, :, :2].transpose(0, 2, 1) + M[:, None, :, 2]
             area = np.linalg.norm(c[:, 1] - c[:, 0], axis=-1) * np.linalg.norm(c[:, 2] - c[:, 1], axis=-1)
-            rng = np.random.default_rng([self.seed, self.epoch, *idx.tolist()])
+            rng = np.random.default_rng([self.seed, epoch, *idx.tolist()])
             res = synthesize_poses(target, target_valid, near, near_valid, area, P.near_count[idx], self.layout, rng,
                                    est, est_valid)  # fmt: skip
             inp, inp_valid, etype = res.keypoints, res.valid, res.error_type
