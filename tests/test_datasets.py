@@ -406,3 +406,29 @@ def test_epoch_from_the_batch_equals_set_epoch_and_survives_pickling(posetrack):
         for key in a:
             assert np.array_equal(a[key].numpy(), b[key].numpy()), key
         assert not np.array_equal(a["affine"].numpy(), c["affine"].numpy())
+
+
+def test_packed_near_persons_gather_each_persons_neighbours():
+    from posefix_video.data.annotations import PersonEntry
+    from posefix_video.data.samples import _PackedPersons
+
+    rng = np.random.default_rng(0)
+    persons = []
+    for i, m in enumerate([0, 3, 1, 0, 2]):
+        persons.append(PersonEntry(
+            image_path=f"/x/{i}.jpg", image_id=i // 2, ann_id=100 + i, box=rng.uniform(1, 9, 4),
+            keypoints=rng.uniform(0, 50, (17, 2)), valid=rng.random(17) < 0.7, near=rng.uniform(0, 50, (m, 17, 2)),
+            near_valid=rng.random((m, 17)) < 0.7))  # fmt: skip
+    P = _PackedPersons.build(persons, 17)
+    assert P.estimated is None  # nobody has estimates: no (N, 17, 2) zeros to carry to the workers
+    idx = np.array([4, 0, 1, 2])
+    near, valid = P.near_of(idx)
+    assert near.shape == (4, 3, 17, 2) and valid.shape == (4, 3, 17)
+    for k, i in enumerate(idx):
+        m = persons[i].near.shape[0]
+        np.testing.assert_array_equal(near[k, :m], persons[i].near)
+        np.testing.assert_array_equal(valid[k, :m], persons[i].near_valid)
+        assert not valid[k, m:].any() and not near[k, m:].any()  # padding is empty
+    lone, lone_valid = P.near_of(np.array([0, 3]))
+    assert lone.shape == (2, 0, 17, 2) and lone_valid.shape == (2, 0, 17)
+    assert P.image_paths[3] == "/x/3.jpg" and P.ann_ids[3] == 103 and P.image_ids[3] == 1
