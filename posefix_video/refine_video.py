@@ -120,8 +120,10 @@ def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base
         raise InputError(tracks, "the tracks file is empty")
     exact = reader.info.header_frames if reader.info.backend == "folder" else None
     frame_hw = reader.info.coded_size if tracks_orientation == "coded" else reader.info.size
+    # labels named after a frame folder's images pair with them by name (ultralytics): no frame base guess
+    names = [p.stem for p in reader.files] if reader.info.backend == "folder" and hasattr(reader, "files") else None
     seq = read_tracks(tracks, format=format, frame_base=frame_base, layout=layout, num_frames=exact,
-                      image_size=(frame_hw[1], frame_hw[0]))  # (W, H) for normalised coordinates
+                      image_size=(frame_hw[1], frame_hw[0]), frame_names=names)  # (W, H) for normalised coordinates
     if seq.num_persons == 0:
         raise InputError(tracks, "the tracks file holds no person; there is nothing to refine")
     return seq

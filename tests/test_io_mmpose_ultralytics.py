@@ -336,3 +336,32 @@ def test_validate_input_takes_the_image_size_for_ultralytics(tmp_path, capsys):
     assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
     assert validate.main([str(d), "--input", "--image-size", f"{W}x{H}"]) == 0
     assert "OK: ultralytics, 2 persons on 2 frames" in capsys.readouterr().err
+
+
+def test_ultralytics_image_labels_pair_with_the_frame_folder_by_name(tmp_path):
+    """PoseTrack-style folder 000000..000005 whose frame 0 has no person: labels 000001/000004 are frames 1 and 4.
+    The number-based rule alone would guess 1-based (smallest number 1) and shift every person a frame early."""
+    import cv2
+
+    from posefix_video.refine_video import read_input_tracks
+    from posefix_video.video.decoders import open_frames as open_video
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for k in range(6):
+        cv2.imwrite(str(frames / f"{k:06d}.jpg"), np.zeros((H, W, 3), np.uint8))
+    d = _labels(tmp_path, {"000001.txt": [_kp_line(0.1, "7")], "000004.txt": [_kp_line(0.2, "7")]})
+    seq = read_input_tracks(d, open_video(frames), "auto", "auto", None)
+    assert sorted(seq.frames) == [1, 4] and seq.persons_in(4)[0].track_id == 7
+    # the same folder numbered from 1 (000001..000006): label 000001 is frame 0
+    for k in range(6):
+        (frames / f"{k:06d}.jpg").rename(frames / f"x{k + 1:06d}.jpg")
+    for k in range(6):
+        (frames / f"x{k + 1:06d}.jpg").rename(frames / f"{k + 1:06d}.jpg")
+    assert sorted(read_input_tracks(d, open_video(frames), "auto", "auto", None).frames) == [0, 3]
+    # an explicit --frame-base still wins; a label naming no image is refused, naming the file
+    assert sorted(read_input_tracks(d, open_video(frames), "auto", 0, None).frames) == [1, 4]
+    (d / "000009.txt").write_text(_kp_line(0.1, "7") + "\n")
+    with pytest.raises(InputError, match=r"000009.txt: no image numbered 9 in the frame folder \(6 frames, 000001 "
+                       r"\.\. 000006\)"):  # fmt: skip
+        read_input_tracks(d, open_video(frames), "auto", "auto", None)

@@ -100,6 +100,7 @@ def read_tracks(
     layout: str | KeypointLayout | None = None,
     num_frames: int | None = None,
     image_size: tuple[int, int] | None = None,
+    frame_names: list[str] | None = None,
 ) -> PoseSequence:
     """Reads any supported tracker/pose output into a PoseSequence, every record validated.
 
@@ -116,6 +117,8 @@ def read_tracks(
         num_frames: the video's frame count, when known: used by the frame base rule and the range check.
         image_size: (width, height) of the frames in pixels; required by ultralytics labels (normalised
             coordinates), ignored by the other formats.
+        frame_names: the image stems of a frame folder in frame order; ultralytics labels named after their
+            images (`000012.txt`) are then paired with the frames by name (see `read_ultralytics_txt`).
 
     Raises:
         InputError: unreadable, malformed, box-only or unknown input; the message names the file, the record and
@@ -141,7 +144,8 @@ def read_tracks(
     else:
         data = parse_json(path, text) if format not in ("csv", "ultralytics") else None
     if format == "ultralytics":
-        seq = read_ultralytics_txt(path, image_size, frame_base=frame_base, layout=layout, num_frames=num_frames)
+        seq = read_ultralytics_txt(path, image_size, frame_base=frame_base, layout=layout, num_frames=num_frames,
+                                   frame_names=frame_names)  # fmt: skip
     elif format == "mmpose":
         seq = read_mmpose_dump(path, data, frame_base=frame_base, layout=layout, num_frames=num_frames)
     elif format == "csv":

@@ -128,6 +128,7 @@ def read_ultralytics_txt(
     frame_base: int | str = "auto",
     layout: str | KeypointLayout | None = None,
     num_frames: int | None = None,
+    frame_names: list[str] | None = None,
 ) -> PoseSequence:
     """Reads ultralytics pose label files (a labels folder, a run folder with `labels/`, or one file).
 
@@ -138,6 +139,10 @@ def read_ultralytics_txt(
             them (0-based if a frame 0 is seen); image-style names (`<k>.txt`) follow `checks.resolve_frame_base`.
         layout: "coco17" (default) or "posetrack18".
         num_frames: the video's frame count, when known (range check; frame base of image-style names).
+        frame_names: the image stems of a frame folder in frame order (`000000`, ...). Image-style label files
+            carry their image's number, so with `frame_base="auto"` each file goes to the frame of the image with its
+            name, exactly (no frame base guess, gaps in the image numbers included); a label naming no image is
+            refused.
 
     Returns:
         Records with keypoints (17, 2) in frame pixels, `scores` = `visibility` = keypoint confidence (None for
@@ -170,7 +175,20 @@ def read_ultralytics_txt(
     if ends.size:
         log.info("%s: 57-value lines end with a %s", os.fspath(path), "track id" if single_is_id else "confidence")
     numbers = [r[2] for r in rows]
-    if frame_base == "auto" and video_style and numbers and min(numbers) > 0:
+    by_name = None
+    if frame_base == "auto" and not video_style and frame_names is not None:
+        # the label's stem is its image's stem: pair by name instead of guessing a base from the numbers
+        index = {int(name): i for i, name in enumerate(frame_names) if name.isdigit()}
+        by_name = {}
+        for f, (_, number) in zip(files, map(frame_of, files)):
+            if number not in index:
+                raise InputError(f, f"no image numbered {number} in the frame folder ({len(frame_names)} frames"
+                                 f"{', ' + frame_names[0] + ' .. ' + frame_names[-1] if frame_names else ''}); "
+                                 "labels of another image folder?")  # fmt: skip
+            by_name[f] = index[number]
+        log.info("%s: label files paired with the frame images by name", os.fspath(path))
+        base = 0
+    elif frame_base == "auto" and video_style and numbers and min(numbers) > 0:
         base = 1
         log.warning("%s: frame numbers %d..%d read as 1-based (ultralytics numbers video frames from 1); pass "
                     "frame_base=0 or 1 (--frame-base) if that is wrong", os.fspath(path), min(numbers),
@@ -185,7 +203,7 @@ def read_ultralytics_txt(
     for f, line, number, cols, values in rows:
         where = f"{f.name}: {line}"
         per_kp, trailing = LINE_SHAPES[cols]
-        frame = number - base
+        frame = number - base if by_name is None else by_name[f]
         check_frame_range(f, line, frame, num_frames, base)
         kp = values[5 : 5 + NUM_KP * per_kp].reshape(NUM_KP, per_kp)
         tail = values[5 + NUM_KP * per_kp :]
