@@ -134,9 +134,13 @@ def orientation_warnings(seq: PoseSequence, size_hw: tuple[int, int], tracks: Pa
                          coded_hw: tuple[int, int] | None = None) -> list[str]:
     """Warnings when the tracks file's image size (PT18 width/height) does not match the frames the tracks are
     said to be in: the displayed frames (`size_hw`), or the coded frames (`coded_hw`) with
-    `tracks_orientation="coded"`."""
+    `tracks_orientation="coded"`; and, for a video turned a quarter, when the keypoints themselves fit the other
+    orientation's frame but not the one chosen (the usual sign of coded tracks given as displayed)."""
+    extent = _extent_warnings(seq, size_hw, tracks, tracks_orientation, coded_hw)
+    for message in extent:
+        log.warning(message)
     if not seq.images:
-        return []
+        return extent
     sizes = {(im.get("width"), im.get("height")) for im in seq.images if im.get("width") and im.get("height")}
     coded = tracks_orientation == "coded" and coded_hw is not None
     h, w = coded_hw if coded else size_hw
@@ -157,7 +161,43 @@ def orientation_warnings(seq: PoseSequence, size_hw: tuple[int, int], tracks: Pa
             out.append(f"{tracks}: images are {width}x{height} but the {frames} are {w}x{h}")
     for message in out:
         log.warning(message)
-    return out
+    return out + extent
+
+
+# A joint is "outside" a frame beyond this fraction of the frame's larger side (trackers extrapolate a little)...
+_OUTSIDE_MARGIN = 0.02
+# ...and the tracks "do not fit" a frame when more than this fraction of their usable joints is outside it.
+_OUTSIDE_SHARE = 0.05
+
+
+def _share_outside(points: np.ndarray, hw: tuple[int, int]) -> float:
+    """Fraction of (N, 2) frame-pixel points beyond `_OUTSIDE_MARGIN` outside an (H, W) frame."""
+    h, w = hw
+    m = _OUTSIDE_MARGIN * max(h, w)
+    x, y = points[:, 0], points[:, 1]
+    return float(((x < -m) | (x > w - 1 + m) | (y < -m) | (y > h - 1 + m)).mean())
+
+
+def _extent_warnings(seq: PoseSequence, size_hw: tuple[int, int], tracks: Path, tracks_orientation: str,
+                     coded_hw: tuple[int, int] | None) -> list[str]:
+    """A warning when, on a video turned 90 or 270 degrees, the usable joints do not fit the frame of the chosen
+    orientation but do fit the other one (180 degrees keeps the size: not detectable this way)."""
+    if coded_hw is None or tuple(coded_hw) == tuple(size_hw) or seq.num_persons == 0:
+        return []
+    _, keypoints, usable = _stacked(seq)
+    points = keypoints[usable]
+    if not len(points):
+        return []
+    coded = tracks_orientation == "coded"
+    chosen, other = (coded_hw, size_hw) if coded else (size_hw, coded_hw)
+    bad, good = _share_outside(points, chosen), _share_outside(points, other)
+    if bad <= _OUTSIDE_SHARE or good > _OUTSIDE_SHARE / 5:
+        return []
+    hint = ("leave --tracks-orientation coded out if the tracker saw the displayed (rotated) frames" if coded else
+            "pass --tracks-orientation coded if the tracker ran on the coded (unrotated) frames")  # fmt: skip
+    return [f"{tracks}: {bad:.0%} of the keypoints lie outside the {'coded' if coded else 'displayed'} "
+            f"{chosen[1]}x{chosen[0]} frames but fit the {'displayed' if coded else 'coded'} {other[1]}x{other[0]} "
+            f"frames; {hint}"]
 
 
 def _stacked(seq: PoseSequence) -> tuple[list[PersonRecord], np.ndarray, np.ndarray]:

@@ -369,3 +369,24 @@ def test_cli_option(rot90, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(args + ["--tracks-orientation", "sideways"])
     assert exit_info.value.code == 2
+
+
+def test_keypoints_that_fit_only_the_other_orientation_warn():
+    """Coded tracks given as displayed (the silent mistake): ~40% of the joints lie right of the 180-wide displayed
+    frame, none outside the 320x180 coded one. Tracks that fit the chosen frame give no warning."""
+    coded = coded_tracks()
+    shown = tracks_to_displayed(coded, 90, CODED_HW)
+    tracks, shown_hw = Path("t.csv"), (320, 180)
+    (msg,) = orientation_warnings(coded, shown_hw, tracks, "displayed", CODED_HW)
+    assert msg.startswith("t.csv: ") and "outside the displayed 180x320 frames but fit the coded 320x180" in msg
+    assert "pass --tracks-orientation coded" in msg
+    assert orientation_warnings(coded, shown_hw, tracks, "coded", CODED_HW) == []
+    assert orientation_warnings(shown, shown_hw, tracks, "displayed", CODED_HW) == []
+    (msg,) = orientation_warnings(shown, shown_hw, tracks, "coded", CODED_HW)
+    assert "outside the coded 320x180 frames but fit the displayed 180x320" in msg and "leave" in msg
+    # joints a little outside (a person leaving the frame) are normal: no warning
+    for p in shown.persons():
+        p.keypoints[p.present] += [3.0, 0.0]
+    assert orientation_warnings(shown, shown_hw, tracks, "displayed", CODED_HW) == []
+    # no rotation: nothing to compare
+    assert orientation_warnings(coded, CODED_HW, tracks, "displayed", CODED_HW) == []
