@@ -365,3 +365,24 @@ def test_ultralytics_image_labels_pair_with_the_frame_folder_by_name(tmp_path):
     with pytest.raises(InputError, match=r"000009.txt: no image numbered 9 in the frame folder \(6 frames, 000001 "
                        r"\.\. 000006\)"):  # fmt: skip
         read_input_tracks(d, open_video(frames), "auto", "auto", None)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"\xff\xfe0 0.5", r"labels[/\\]v_1.txt: not a text file \(byte 0 is not UTF-8\)"),
+    (b"0 0.5 0.5 0.2 0.4 0.91 7\n", r"labels[/\\]v_1.txt: line 1: 7 columns: ultralytics detection labels \(cls, "
+     r"box, \[conf\], \[track id\]\) hold person boxes only"),
+])  # fmt: skip
+def test_auto_detected_label_folder_problems_name_the_file(tmp_path, content, message):
+    """A labels folder the reader can say something precise about is not called 'a directory without labels'."""
+    d = tmp_path / "labels"
+    d.mkdir()
+    (d / "v_1.txt").write_bytes(content)
+    with pytest.raises(InputError, match=message):
+        read_tracks(d, image_size=(W, H))
+
+
+@pytest.mark.parametrize("size", [("a", 480), (640,), (640, float("nan")), (-1, 480)])
+def test_ultralytics_bad_image_size_is_an_input_error(tmp_path, size):
+    d = _labels(tmp_path, {"v_1.txt": [_kp_line(0.1)]})
+    with pytest.raises(InputError, match=r"labels: image_size must be two positive numbers"):
+        read_tracks(d, image_size=size)

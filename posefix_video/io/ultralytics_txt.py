@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 NUM_KP = 17
 # columns -> (values per keypoint, trailing columns): box (5) + 17 keypoints + optional conf and track id
 LINE_SHAPES = {5 + NUM_KP * 3 + e: (3, e) for e in range(3)} | {5 + NUM_KP * 2 + e: (2, e) for e in range(3)}
+DETECTION_COLUMNS = (5, 6, 7)  # cls, box, [conf], [track id]: a detection model's labels
 _NAME = re.compile(r"^(?P<stem>.*)_(?P<frame>\d+)$")
 
 
@@ -60,16 +61,18 @@ def looks_like_labels(fields: list[str]) -> bool:
 
 
 def is_label_dir(path: str | os.PathLike) -> bool:
-    """True when `path` is a folder whose first non-empty label file's first line looks like ultralytics pose."""
+    """True when `path` is a folder whose first non-empty label file's first line looks like ultralytics pose or
+    detection labels, or cannot be read (the reader then names the file and the problem)."""
     if not Path(path).is_dir():
         return False
     for f in label_files(path)[:20]:
         try:
             lines = f.read_text(encoding="utf-8").split("\n", 1)
         except (OSError, UnicodeDecodeError):
-            return False
-        if lines[0].strip():
-            return looks_like_labels(lines[0].split())
+            return True
+        fields = lines[0].split()
+        if fields:
+            return looks_like_labels(fields) or (len(fields) in DETECTION_COLUMNS and all(map(_is_float, fields)))
     return False
 
 
@@ -98,6 +101,10 @@ def _parse_file(file: Path) -> list[tuple[str, int, np.ndarray]]:
         if not fields:
             continue
         where = f"line {n}"
+        if len(fields) in DETECTION_COLUMNS:
+            raise InputError(file, f"{len(fields)} columns: ultralytics detection labels (cls, box, [conf], [track "
+                             "id]) hold person boxes only; PoseFix refines poses: run a YOLO pose model (e.g. `yolo "
+                             "pose track model=yolo11n-pose.pt ... save_txt=True`)", where)  # fmt: skip
         if len(fields) not in LINE_SHAPES:
             raise InputError(file, f"{len(fields)} columns; an ultralytics pose line for 17 COCO keypoints has 56 "
                              "(cls, cx, cy, w, h, then x, y, conf per keypoint), 57 (+ box conf or track id) or 58 "
@@ -151,8 +158,11 @@ def read_ultralytics_txt(
     if image_size is None:
         raise InputError(path, "ultralytics labels hold coordinates normalised to the image size: pass "
                          "image_size=(width, height) (refine_video passes the decoded video's size)")  # fmt: skip
-    width, height = (float(v) for v in image_size)
-    if not (width > 0 and height > 0):
+    try:
+        width, height = (float(v) for v in image_size)
+    except (TypeError, ValueError):
+        width = height = float("nan")
+    if not (width > 0 and height > 0 and np.isfinite([width, height]).all()):
         raise InputError(path, f"image_size must be two positive numbers (width, height), got {image_size!r}")
     layout = COCO17 if layout is None else layout if isinstance(layout, KeypointLayout) else get_layout(layout)
     files = label_files(path)
