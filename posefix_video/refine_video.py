@@ -28,6 +28,7 @@ import numpy as np
 
 from posefix_video import geometry
 from posefix_video.errors import CheckpointError, InputError, PosefixError
+from posefix_video.io.ultralytics_txt import labels_source
 from posefix_video.records import PersonRecord, PoseSequence
 from posefix_video.video.decoders import FrameReader, open_frames
 from posefix_video.video.journal import Journal, file_fingerprint, journal_path, read_journal, run_hash
@@ -419,7 +420,7 @@ def refine_video(
 
     run_id = run_hash({
         "video": file_fingerprint(video),
-        "tracks": file_fingerprint(tracks, full=True),
+        "tracks": file_fingerprint(labels_source(tracks), full=True),  # a run folder: its labels/ files
         "checkpoint": file_fingerprint(checkpoint) if checkpoint is not None else type(refiner).__name__,
         "format": format, "frame_base": frame_base, "layout": layout, "decoder": decoder,
         "flip_test": getattr(refiner, "flip_test", flip_test), "precision": precision,

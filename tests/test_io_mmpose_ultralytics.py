@@ -386,3 +386,36 @@ def test_ultralytics_bad_image_size_is_an_input_error(tmp_path, size):
     d = _labels(tmp_path, {"v_1.txt": [_kp_line(0.1)]})
     with pytest.raises(InputError, match=r"labels: image_size must be two positive numbers"):
         read_tracks(d, image_size=size)
+
+
+def test_resume_refused_after_editing_labels_of_a_run_folder(tmp_path):
+    """Given the run folder (which holds labels/ and ultralytics' rendered video), the resume hash must cover the
+    label files: an edited label after an interrupted run refuses --resume instead of mixing two inputs."""
+    import os
+
+    from posefix_video.demo import ClipSpec, make_clip
+    from posefix_video.errors import PosefixError
+    from posefix_video.refine_video import refine_video
+    from posefix_video.video.journal import journal_path
+    from tests.test_refine_orientation import SamplingRefiner
+
+    clip = make_clip(tmp_path / "clip", ClipSpec(frames=4, width=320, height=240, min_tracks=2, max_tracks=2))
+    run = tmp_path / "run"
+    run.mkdir()
+    _as_ultralytics(_posetrack_seq(clip.gt), run / "labels", np.array([320.0, 240.0]))
+    (run / "clip.mp4").write_bytes(b"ultralytics' annotated video")
+    out = tmp_path / "out.json"
+    kw = dict(out=out, layout="posetrack18", batch_size=2, chunk_frames_max=1)
+
+    def stop(k):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        refine_video(clip.video, run, refiner=SamplingRefiner(), on_chunk=stop, **kw)
+    assert journal_path(out).exists()
+    label = sorted((run / "labels").iterdir())[-1]
+    text = label.read_text()
+    label.write_text(text.replace(" 0.5 0.5 ", " 0.5 0.6 ", 1))  # same size: only the content tells
+    os.utime(label, ns=(label.stat().st_atime_ns, label.stat().st_mtime_ns))
+    with pytest.raises(PosefixError, match="other inputs or options"):
+        refine_video(clip.video, run, refiner=SamplingRefiner(), resume=True, **kw)

@@ -36,6 +36,15 @@ DETECTION_COLUMNS = (5, 6, 7)  # cls, box, [conf], [track id]: a detection model
 _NAME = re.compile(r"^(?P<stem>.*)_(?P<frame>\d+)$")
 
 
+def labels_source(path: str | os.PathLike) -> Path:
+    """The file or folder whose files are read: `path`, or its `labels/` subfolder for a run folder (for a
+    fingerprint of the tracks that covers the label files)."""
+    path = Path(path)
+    if path.is_dir() and not any(p.is_file() for p in path.glob("*.txt")) and (path / "labels").is_dir():
+        return path / "labels"
+    return path
+
+
 def label_files(path: str | os.PathLike) -> list[Path]:
     """The `*.txt` label files of a labels folder, of a run folder holding `labels/`, or the file itself."""
     path = Path(path)
