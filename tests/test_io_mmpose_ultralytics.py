@@ -414,8 +414,8 @@ def test_resume_refused_after_editing_labels_of_a_run_folder(tmp_path):
         refine_video(clip.video, run, refiner=SamplingRefiner(), on_chunk=stop, **kw)
     assert journal_path(out).exists()
     label = sorted((run / "labels").iterdir())[-1]
-    text = label.read_text()
-    label.write_text(text.replace(" 0.5 0.5 ", " 0.5 0.6 ", 1))  # same size: only the content tells
-    os.utime(label, ns=(label.stat().st_atime_ns, label.stat().st_mtime_ns))
+    text, before = label.read_text(), label.stat()
+    label.write_text(text.replace(" 0.5 0.5 ", " 0.5 0.6 ", 1))  # same size and mtime: only the content tells
+    os.utime(label, ns=(before.st_atime_ns, before.st_mtime_ns))
     with pytest.raises(PosefixError, match="other inputs or options"):
         refine_video(clip.video, run, refiner=SamplingRefiner(), resume=True, **kw)
