@@ -254,8 +254,8 @@ def results_to_coded(result: PoseSequence, coded_inputs: PoseSequence, displayed
     records, refined, _ = _stacked(result)
     inputs, coded_kp, movable = _stacked(coded_inputs)
     shown_kp = np.stack([r.keypoints for r in displayed_inputs.persons()])
-    frames = np.array([r.frame for r in records])
-    if len(records) != len(inputs) or (frames != [r.frame for r in inputs]).any():
+    if [(r.frame, r.track_id) for r in records] != [(r.frame, r.track_id) for r in inputs]:
+        # boxes and unmoved joints are taken from the input by position: a reordering would swap persons
         raise RuntimeError("refined records are not aligned with the input records")
     moved = movable & (refined != shown_kp).any(-1)
     back = geometry.rotate_points(refined, (360 - rotation) % 360, shown_hw)

@@ -390,3 +390,22 @@ def test_keypoints_that_fit_only_the_other_orientation_warn():
     assert orientation_warnings(shown, shown_hw, tracks, "displayed", CODED_HW) == []
     # no rotation: nothing to compare
     assert orientation_warnings(coded, CODED_HW, tracks, "displayed", CODED_HW) == []
+
+
+def test_results_to_coded_refuses_reordered_records():
+    """Boxes and unmoved joints come from the input by position, so two persons swapped within a frame must not
+    pass silently (each would get the other's box)."""
+    from posefix_video.refine_video import results_to_coded
+
+    coded = coded_tracks()
+    for p in coded.persons():
+        p.box = np.array([1.0, 2.0, 3.0, 4.0]) * p.track_id
+    shown = tracks_to_displayed(coded, 90, CODED_HW)
+    back = results_to_coded(shown, coded, shown, 90, CODED_HW)
+    assert [p.box.tolist() for p in back.persons()] == [p.box.tolist() for p in coded.persons()]
+    swapped = PoseSequence(name="rot", layout=POSETRACK18, num_frames=N_FRAMES)
+    for f in range(N_FRAMES):
+        for p in reversed(shown.persons_in(f)):
+            swapped.add(p)
+    with pytest.raises(RuntimeError, match="not aligned"):
+        results_to_coded(swapped, coded, shown, 90, CODED_HW)
