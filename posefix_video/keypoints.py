@@ -118,6 +118,13 @@ def get_layout(name: str) -> KeypointLayout:
         raise ValueError(f"unknown keypoint layout {name!r}; known layouts: {', '.join(LAYOUTS)}") from None
 
 
+def resolve_layout(layout: str | KeypointLayout | None, default: KeypointLayout | None = None) -> KeypointLayout:
+    """A layout given by name or object; None gives `default` (COCO17 when not given)."""
+    if layout is None:
+        return default if default is not None else COCO17
+    return layout if isinstance(layout, KeypointLayout) else get_layout(layout)
+
+
 def layout_from_names(names: list[str] | tuple[str, ...]) -> KeypointLayout | None:
     """Identifies a layout from a `categories[0].keypoints` name list; None if it is neither."""
     names = tuple(names)

@@ -40,3 +40,10 @@ def test_ignored_slots_and_lookup():
     assert layout_from_names(["a"] * 17) is None
     with pytest.raises(ValueError, match="unknown keypoint layout"):
         get_layout("mpii")
+
+
+def test_resolve_layout_by_name_object_or_default():
+    from posefix_video.keypoints import COCO17, POSETRACK18, resolve_layout
+
+    assert resolve_layout(None) is COCO17 and resolve_layout(None, default=POSETRACK18) is POSETRACK18
+    assert resolve_layout("posetrack18") is POSETRACK18 and resolve_layout(COCO17, default=POSETRACK18) is COCO17

@@ -25,7 +25,7 @@ from posefix_video.io.checks import (
     number_array,
     resolve_frame_base,
 )
-from posefix_video.keypoints import COCO17, KeypointLayout, get_layout
+from posefix_video.keypoints import KeypointLayout, resolve_layout
 from posefix_video.records import PersonRecord, PoseSequence
 
 POSETRACK_ID_MIN = 10**10  # ids T*1e10 + video*1e4 + frame with T >= 1
@@ -86,7 +86,7 @@ def read_keypoint_results(
         layout: "coco17" (default) or "posetrack18", the layout of the 17 triplets.
         num_frames: the video's frame count, when known (frame base and range checks).
     """
-    layout = _layout(layout)
+    layout = resolve_layout(layout)
     if not isinstance(data, list):
         raise InputError(path, "expected a JSON list of person entries")
     parsed = []
@@ -139,12 +139,6 @@ def read_keypoint_results(
     check_unique_tracks(path, seq, where_of)
     seq.meta["frame_base"] = base
     return seq
-
-
-def _layout(layout: str | KeypointLayout | None) -> KeypointLayout:
-    if layout is None:
-        return COCO17
-    return layout if isinstance(layout, KeypointLayout) else get_layout(layout)
 
 
 def write_coco_results(

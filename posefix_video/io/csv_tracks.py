@@ -20,7 +20,7 @@ from posefix_video.io.checks import (
     make_record,
     resolve_frame_base,
 )
-from posefix_video.keypoints import COCO17, KeypointLayout, get_layout
+from posefix_video.keypoints import COCO17, KeypointLayout, resolve_layout
 from posefix_video.records import PoseSequence
 
 NUM_COLUMNS = 2 + 17 * 3
@@ -57,7 +57,7 @@ def read_csv_tracks(
     num_frames: int | None = None,
 ) -> PoseSequence:
     """Reads the plain CSV format (see the module docstring) into a PoseSequence (layout coco17 by default)."""
-    layout = COCO17 if layout is None else layout if isinstance(layout, KeypointLayout) else get_layout(layout)
+    layout = resolve_layout(layout)
     lines = data_lines(text)
     if lines and not is_number(lines[0][1][0]):
         lines = lines[1:]  # header

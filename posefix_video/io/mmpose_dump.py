@@ -33,7 +33,7 @@ from posefix_video.io.checks import (
     number_array,
     resolve_frame_base,
 )
-from posefix_video.keypoints import COCO17, KeypointLayout, get_layout
+from posefix_video.keypoints import COCO17, KeypointLayout, get_layout, resolve_layout
 from posefix_video.records import PoseSequence
 
 _OWN = ("keypoints", "keypoint_scores", "bbox", "bbox_score", "track_id")
@@ -115,11 +115,8 @@ def _box(path, where: str, value: Any) -> np.ndarray:
 
 def layout_of(meta: dict[str, Any], layout: str | KeypointLayout | None) -> KeypointLayout:
     """The layout: explicit `layout`, else the demo's `meta_info.dataset_name` (posetrack18), else coco17."""
-    if isinstance(layout, KeypointLayout):
-        return layout
-    if layout is not None:
-        return get_layout(layout)
-    return get_layout("posetrack18") if str(meta.get("dataset_name", "")).lower() == "posetrack18" else COCO17
+    named = get_layout("posetrack18") if str(meta.get("dataset_name", "")).lower() == "posetrack18" else COCO17
+    return resolve_layout(layout, default=named)
 
 
 def read_mmpose_dump(

@@ -24,7 +24,7 @@ import numpy as np
 
 from posefix_video.errors import InputError
 from posefix_video.io.checks import check_frame_range, check_unique_tracks, resolve_frame_base
-from posefix_video.keypoints import COCO17, KeypointLayout, get_layout
+from posefix_video.keypoints import KeypointLayout, resolve_layout
 from posefix_video.records import PersonRecord, PoseSequence
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ def read_ultralytics_txt(
         width = height = float("nan")
     if not (width > 0 and height > 0 and np.isfinite([width, height]).all()):
         raise InputError(path, f"image_size must be two positive numbers (width, height), got {image_size!r}")
-    layout = COCO17 if layout is None else layout if isinstance(layout, KeypointLayout) else get_layout(layout)
+    layout = resolve_layout(layout)
     files = label_files(path)
     if not files:
         raise InputError(path, "no ultralytics label files (*.txt) here, nor in a `labels/` subfolder")
