@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
-        from posefix_video.data import ImageBank, load_split_persons
         from posefix_video.errors import ConfigError
-        from posefix_video.train_config import load_train_config
+        from posefix_video.train.config import load_train_config
+        from posefix_video.train.data import ImageBank, load_split_persons
 
         cfg = load_train_config(args.config, args.overrides)
         out = args.out or cfg.data.image_bank

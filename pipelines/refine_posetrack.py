@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from posefix_video.refine_video import load_refiner, refine_video
+    from posefix_video.video.refine_video import load_refiner, refine_video
 
     rank, world, local = shard()
     pred_dir, out_dir, root = Path(args.pred_dir), Path(args.out_dir), Path(args.frames_root)

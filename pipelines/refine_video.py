@@ -12,8 +12,8 @@ import logging
 import sys
 
 from posefix_video.errors import PosefixError
-from posefix_video.smoothing import SMOOTHERS
 from posefix_video.video.decoders import DECODERS
+from posefix_video.video.smoothing import SMOOTHERS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def smooth_params(args: argparse.Namespace):
-    from posefix_video.smoothing import OneEuroParams, SavgolParams
+    from posefix_video.video.smoothing import OneEuroParams, SavgolParams
 
     if args.smooth == "savgol":
         return SavgolParams(window=args.smooth_window, order=args.smooth_order)
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from posefix_video.refine_video import refine_video
+    from posefix_video.video.refine_video import refine_video
 
     try:
         summary = refine_video(

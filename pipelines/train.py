@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet or rank else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
-        from posefix_video.engine import run_training
-        from posefix_video.train_config import load_train_config
+        from posefix_video.train.config import load_train_config
+        from posefix_video.train.run import run_training
 
         cfg = load_train_config(args.config, args.overrides)
         out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])

@@ -16,7 +16,7 @@ import sys
 
 from posefix_video.errors import PosefixError
 from posefix_video.io import FORMATS, read_tracks
-from posefix_video.validate import validate_posetrack18
+from posefix_video.io.validate import validate_posetrack18
 
 
 def main(argv: list[str] | None = None) -> int:

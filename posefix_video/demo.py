@@ -104,7 +104,7 @@ def simulate_tracks(clip: Clip, out_dir: str | os.PathLike, settings: Any, *, se
 def load_demo_refiner(checkpoint: str | os.PathLike = DEMO_CHECKPOINT, *, device: str = "cpu",
                       flip_test: bool = True, batch_size: int = 64) -> Any:
     """Loads a refiner once so that several clips reuse it."""
-    from posefix_video.refine_video import load_refiner
+    from posefix_video.video.refine_video import load_refiner
 
     if not Path(checkpoint).is_file():
         raise PosefixError(f"{checkpoint}: no such checkpoint; regenerate it with "
@@ -128,7 +128,7 @@ def refine_and_evaluate(clip: Clip, tracks: Path, out_dir: str | os.PathLike, *,
         ClipResult with poseval-style AP and MOTA of the input (`before`) and of the refined poses (`after`).
     """
     from posefix_video.eval import evaluate_posetrack
-    from posefix_video.refine_video import refine_video
+    from posefix_video.video.refine_video import refine_video
 
     out = Path(out_dir) / clip.gt.name
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +181,7 @@ def plot_before_after(before: Any, after: Any, path: str | os.PathLike, title: s
 def training_config(train_dir: str | os.PathLike, *, epochs: int, seed: int = 0, milestones: tuple[int, ...] = (),
                     num_workers: int = 0, init_checkpoint: str | os.PathLike = "") -> Any:
     """The tiny recipe (configs/tiny_synthetic.yaml) pointed at synthetic PoseTrack18 training videos."""
-    from posefix_video.train_config import load_train_config
+    from posefix_video.train.config import load_train_config
 
     train_dir = Path(train_dir)
     overrides = [
@@ -197,12 +197,12 @@ def training_config(train_dir: str | os.PathLike, *, epochs: int, seed: int = 0,
 def train_demo_checkpoint(work_dir: str | os.PathLike, out_path: str | os.PathLike, *, videos: int = 48,
                           frames: int = 20, epochs: int = 8, seed: int = 0, width: int = 320,
                           height: int = 240, init_checkpoint: str | os.PathLike = "") -> Path:
-    """Generates synthetic training videos, trains the tiny recipe through engine.run_training, copies last.pth.
+    """Generates synthetic training videos, trains the tiny recipe through train.run.run_training, copies last.pth.
 
     The training videos use the "train" split and their own seed, so they never overlap the held-out clips.
     """
-    from posefix_video.engine import run_training
     from posefix_video.synthetic.posetrack_videos import VideoSettings, write_posetrack_videos
+    from posefix_video.train.run import run_training
 
     work = Path(work_dir)
     data_dir = work / "data"

@@ -31,10 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from posefix_video.data import ImageBank, PoseFixDataset, load_coco_persons  # noqa: E402
-from posefix_video.data.image_decode import ImageDecoder  # noqa: E402
 from posefix_video.keypoints import COCO17  # noqa: E402
 from posefix_video.synthesis import synthesize_poses  # noqa: E402
+from posefix_video.train.data import ImageBank, PoseFixDataset, load_coco_persons  # noqa: E402
+from posefix_video.train.data.image_decode import ImageDecoder  # noqa: E402
 
 TARGET_PER_CORE = 350.0
 # COCO's JPEGs are 4:4:4 at high quality (the 4 real samples in ../shared/data all are), ~160 KB for ~640x480:

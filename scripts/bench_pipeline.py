@@ -72,9 +72,9 @@ def make_tracks(path: Path, n: int, persons: int, hw: tuple[int, int]) -> None:
 def make_checkpoint(path: Path) -> None:
     import torch
 
-    from posefix_video.checkpoint import save_checkpoint
     from posefix_video.config import ModelConfig
-    from posefix_video.model import build_model
+    from posefix_video.net.checkpoint import save_checkpoint
+    from posefix_video.net.model import build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig(depth=18, input_size=(128, 96), layout="posetrack18", width=16, deconv_channels=32)
@@ -86,8 +86,8 @@ def measure(kind: str, clip: str, tracks: str, ckpt: str, decoder: str, device: 
     import torch
 
     torch.set_num_threads(torch.get_num_threads())
-    from posefix_video.refine_video import load_refiner, refine_video
     from posefix_video.video import FrameStream, open_frames
+    from posefix_video.video.refine_video import load_refiner, refine_video
 
     t0 = time.perf_counter()
     if kind == "decode":

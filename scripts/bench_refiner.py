@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a plain script from anywhere
 from posefix_video.config import ModelConfig  # noqa: E402
-from posefix_video.model import build_model, estimate_flops, model_flop_utilization  # noqa: E402
+from posefix_video.net.model import build_model, estimate_flops, model_flop_utilization  # noqa: E402
 
 MODELS = {
     "r50-256x192": ModelConfig(depth=50, input_size=(256, 192)),

@@ -17,10 +17,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from posefix_video.config import ModelConfig
-from posefix_video.engine import peak_flops, posefix_prepare
 from posefix_video.keypoints import get_layout
-from posefix_video.losses import PoseFixLoss
-from posefix_video.model import build_model, estimate_flops
+from posefix_video.net.model import build_model, estimate_flops
+from posefix_video.train.losses import PoseFixLoss
+from posefix_video.train.run import posefix_prepare
+from posefix_video.train.runtime import peak_flops
 
 CONFIGS = {
     "r50_256x192": ModelConfig(depth=50, input_size=(256, 192)),

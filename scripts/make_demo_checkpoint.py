@@ -2,7 +2,7 @@
 
     python scripts/make_demo_checkpoint.py [--out assets/demo_checkpoint.pth] [--epochs 8] [--videos 48]
 
-Trains through engine.run_training (configs/tiny_synthetic.yaml with posetrack data overrides) on CPU in a few
+Trains through train.run.run_training (configs/tiny_synthetic.yaml with posetrack data overrides) on CPU in a few
 minutes, then keeps only the entries Refiner.from_checkpoint reads (no optimizer state), so the file stays small.
 """
 

@@ -32,8 +32,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from posefix_video.atomic import write_json_atomic  # noqa: E402
-from posefix_video.data.posetrack import merge_posetrack  # noqa: E402
 from posefix_video.errors import InputError, PosefixError  # noqa: E402
+from posefix_video.train.data.posetrack import merge_posetrack  # noqa: E402
 
 
 def prepare(ann: Path, image_root: Path, out: Path, allow_missing: bool = False) -> dict:

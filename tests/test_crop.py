@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from posefix_video import geometry
-from posefix_video.crop import affine_torch, crop_boxes, crop_frames, invert_affine_torch
 from posefix_video.keypoints import COCO17, POSETRACK18
+from posefix_video.net.crop import affine_torch, crop_boxes, crop_frames, invert_affine_torch
 
 
 def _cv2_crops(frames, frame_index, M, hw):

@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from posefix_video import geometry
-from posefix_video.data import (
+from posefix_video.errors import InputError, PosefixError
+from posefix_video.keypoints import COCO17, POSETRACK18
+from posefix_video.synthesis import SWAP
+from posefix_video.train.data import (
     Augmentation,
     PoseFixDataset,
     attach_estimates,
@@ -20,12 +23,9 @@ from posefix_video.data import (
     load_coco_persons,
     load_posetrack_persons,
 )
-from posefix_video.data.annotations import clip_box
-from posefix_video.data.posetrack import jpeg_size
-from posefix_video.data.samples import decode_factors, reduced_affine
-from posefix_video.errors import InputError, PosefixError
-from posefix_video.keypoints import COCO17, POSETRACK18
-from posefix_video.synthesis import SWAP
+from posefix_video.train.data.annotations import clip_box
+from posefix_video.train.data.posetrack import jpeg_size
+from posefix_video.train.data.samples import decode_factors, reduced_affine
 
 NO_AUG = Augmentation(scale_factor=0.0, rotation_factor=0.0, rotation_prob=0.0, flip_prob=0.0)
 FLIP = Augmentation(scale_factor=0.0, rotation_factor=0.0, rotation_prob=0.0, flip_prob=1.0)
@@ -69,7 +69,7 @@ def test_standard_coco_layout_paths(tmp_path, coco):
     (tmp_path / "annotations").mkdir()
     (tmp_path / "val2017").symlink_to(root)
     (tmp_path / "annotations" / "person_keypoints_val2017.json").symlink_to(root / "test_coco.json")
-    from posefix_video.data import coco_paths
+    from posefix_video.train.data import coco_paths
 
     ann, img = coco_paths(tmp_path, "val2017")
     persons = load_coco_persons(ann, img)
@@ -391,7 +391,7 @@ def test_batched_fetch_matches_single_fetch_except_synthesis_draws(posetrack):
 def test_epoch_from_the_batch_equals_set_epoch_and_survives_pickling(posetrack):
     import pickle
 
-    from posefix_video.engine import EpochBatch
+    from posefix_video.train.loader import EpochBatch
 
     _, persons = posetrack
     ds = PoseFixDataset(persons=persons, layout=POSETRACK18, seed=2)
@@ -409,8 +409,8 @@ def test_epoch_from_the_batch_equals_set_epoch_and_survives_pickling(posetrack):
 
 
 def test_packed_near_persons_gather_each_persons_neighbours():
-    from posefix_video.data.annotations import PersonEntry
-    from posefix_video.data.samples import _PackedPersons
+    from posefix_video.train.data.annotations import PersonEntry
+    from posefix_video.train.data.samples import _PackedPersons
 
     rng = np.random.default_rng(0)
     persons = []

@@ -5,9 +5,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from posefix_video.engine import DistInfo, MetricsLog, TrainingDiverged, fit, load_training_checkpoint, train_one_epoch
 from posefix_video.errors import CheckpointError
-from posefix_video.losses import conv_l2_penalty
+from posefix_video.train.engine import MetricsLog, TrainingDiverged, fit, load_training_checkpoint, train_one_epoch
+from posefix_video.train.losses import conv_l2_penalty
+from posefix_video.train.runtime import DistInfo
 
 CPU = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
@@ -115,7 +116,7 @@ def test_resume_without_checkpoint_is_a_user_error(tmp_path):
 
 
 class FakeCrops(Dataset):
-    """Stand-in for posefix_video.data: batches in the documented dict layout."""
+    """Stand-in for posefix_video.train.data: batches in the documented dict layout."""
 
     def __init__(self, n=8, h=64, w=64):
         g = torch.Generator().manual_seed(0)
@@ -133,9 +134,9 @@ class FakeCrops(Dataset):
 
 
 def test_run_training_writes_a_refiner_loadable_checkpoint(tmp_path, monkeypatch):
-    from posefix_video import engine
-    from posefix_video.checkpoint import model_from_checkpoint
-    from posefix_video.train_config import load_train_config
+    from posefix_video.net.checkpoint import model_from_checkpoint
+    from posefix_video.train import run as engine
+    from posefix_video.train.config import load_train_config
 
     monkeypatch.setattr(engine, "build_dataset", lambda cfg, split: FakeCrops())
     cfg = load_train_config("configs/tiny_synthetic.yaml", ["model.input_size=[64,64]", "schedule.epochs=2",
@@ -149,7 +150,7 @@ def test_run_training_writes_a_refiner_loadable_checkpoint(tmp_path, monkeypatch
     rec = result["epoch_metrics"][0]
     assert {"heatmap", "coord", "decay"} <= set(rec) and rec["decay"] > 0
     # init.checkpoint: every weight reused
-    from posefix_video.model import build_model
+    from posefix_video.net.model import build_model
 
     fresh = build_model(cfg.model)
     engine.init_weights(fresh, cfg.model, checkpoint=str(tmp_path / "last.pth"))
@@ -158,9 +159,9 @@ def test_run_training_writes_a_refiner_loadable_checkpoint(tmp_path, monkeypatch
 
 
 def test_a_run_failing_on_its_inputs_leaves_no_output(tmp_path):
-    from posefix_video import engine
     from posefix_video.errors import PosefixError
-    from posefix_video.train_config import load_train_config
+    from posefix_video.train import run as engine
+    from posefix_video.train.config import load_train_config
 
     # missing training data
     cfg = load_train_config("configs/tiny_synthetic.yaml", [f"data.train_ann={tmp_path / 'nope.json'}",
@@ -171,9 +172,9 @@ def test_a_run_failing_on_its_inputs_leaves_no_output(tmp_path):
 
 
 def test_a_run_failing_on_its_validation_inputs_leaves_no_output(tmp_path, monkeypatch):
-    from posefix_video import engine
     from posefix_video.errors import InputError
-    from posefix_video.train_config import load_train_config
+    from posefix_video.train import run as engine
+    from posefix_video.train.config import load_train_config
 
     monkeypatch.setattr(engine, "build_dataset", lambda cfg, split: FakeCrops())
     (tmp_path / "gt").mkdir()

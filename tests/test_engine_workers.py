@@ -12,11 +12,12 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from posefix_video import engine
-from posefix_video.engine import DataLoaderStalled, guard_loader, run_training, worker_loader_options
 from posefix_video.errors import PosefixError
 from posefix_video.synthetic.coco_dataset import CocoSettings, write_coco_dataset
-from posefix_video.train_config import load_train_config
+from posefix_video.train import loader as engine
+from posefix_video.train.config import load_train_config
+from posefix_video.train.loader import DataLoaderStalled, guard_loader, worker_loader_options
+from posefix_video.train.run import run_training
 
 TIMING_KEYS = {"samples_per_s", "epoch_time_s", "data_wait"}
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from posefix_video.heatmaps import (
+from posefix_video.net.heatmaps import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     bilinear_target,

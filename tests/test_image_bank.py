@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from pipelines import build_image_bank
-from posefix_video.data import Augmentation, ImageBank, PoseFixDataset, build_dataset, load_coco_persons
-from posefix_video.data import image_bank as image_bank_module
-from posefix_video.data.image_decode import ImageDecoder
 from posefix_video.errors import ConfigError, InputError
 from posefix_video.keypoints import COCO17
-from posefix_video.train_config import load_train_config
+from posefix_video.train.config import load_train_config
+from posefix_video.train.data import Augmentation, ImageBank, PoseFixDataset, build_dataset, load_coco_persons
+from posefix_video.train.data import image_bank as image_bank_module
+from posefix_video.train.data.image_decode import ImageDecoder
 
 
 @pytest.fixture(scope="module")

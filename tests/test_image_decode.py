@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from posefix_video.data.image_decode import ImageDecoder
 from posefix_video.errors import InputError
+from posefix_video.train.data.image_decode import ImageDecoder
 
 
 @pytest.fixture(scope="module")

@@ -343,8 +343,8 @@ def test_ultralytics_image_labels_pair_with_the_frame_folder_by_name(tmp_path):
     The number-based rule alone would guess 1-based (smallest number 1) and shift every person a frame early."""
     import cv2
 
-    from posefix_video.refine_video import read_input_tracks
     from posefix_video.video.decoders import open_frames as open_video
+    from posefix_video.video.refine_video import read_input_tracks
 
     frames = tmp_path / "frames"
     frames.mkdir()
@@ -395,8 +395,8 @@ def test_resume_refused_after_editing_labels_of_a_run_folder(tmp_path):
 
     from posefix_video.demo import ClipSpec, make_clip
     from posefix_video.errors import PosefixError
-    from posefix_video.refine_video import refine_video
     from posefix_video.video.journal import journal_path
+    from posefix_video.video.refine_video import refine_video
     from tests.test_refine_orientation import SamplingRefiner
 
     clip = make_clip(tmp_path / "clip", ClipSpec(frames=4, width=320, height=240, min_tracks=2, max_tracks=2))

@@ -3,8 +3,8 @@ import math
 import torch
 from torch import nn
 
-from posefix_video.heatmaps import bilinear_target
-from posefix_video.losses import PoseFixLoss, conv_l2_penalty
+from posefix_video.net.heatmaps import bilinear_target
+from posefix_video.train.losses import PoseFixLoss, conv_l2_penalty
 
 H, W = 8, 6
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from posefix_video.config import ModelConfig
-from posefix_video.heatmaps import soft_argmax
-from posefix_video.model import PoseFixNet, build_model, estimate_flops, model_flop_utilization
+from posefix_video.net.heatmaps import soft_argmax
+from posefix_video.net.model import PoseFixNet, build_model, estimate_flops, model_flop_utilization
 
 
 @pytest.mark.parametrize("depth", [18, 50])

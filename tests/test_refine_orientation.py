@@ -22,8 +22,9 @@ from posefix_video.io import read_tracks
 from posefix_video.io.csv_tracks import write_csv_tracks
 from posefix_video.keypoints import POSETRACK18
 from posefix_video.records import PersonRecord, PoseSequence
-from posefix_video.refine_video import orientation_warnings, refine_video, tracks_to_displayed
 from posefix_video.video.journal import journal_path
+from posefix_video.video.orientation import orientation_warnings, tracks_to_displayed
+from posefix_video.video.refine_video import refine_video
 
 ROT90 = ("video", "synthetic", "rot90_displaymatrix_320x180_30f.mp4")
 CODED_HW = (180, 320)  # of the rot90 fixture; displayed 320 high x 180 wide
@@ -218,8 +219,8 @@ def tiny_refiner():
     import torch
 
     from posefix_video.config import ModelConfig
-    from posefix_video.model import build_model
-    from posefix_video.refiner import Refiner
+    from posefix_video.net.model import build_model
+    from posefix_video.net.refiner import Refiner
 
     cfg = ModelConfig(depth=18, input_size=(64, 64), layout="posetrack18", width=8, deconv_channels=16)
     torch.manual_seed(0)
@@ -395,7 +396,7 @@ def test_keypoints_that_fit_only_the_other_orientation_warn():
 def test_results_to_coded_refuses_reordered_records():
     """Boxes and unmoved joints come from the input by position, so two persons swapped within a frame must not
     pass silently (each would get the other's box)."""
-    from posefix_video.refine_video import results_to_coded
+    from posefix_video.video.orientation import results_to_coded
 
     coded = coded_tracks()
     for p in coded.persons():

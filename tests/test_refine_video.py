@@ -1,6 +1,6 @@
 """End-to-end streaming refinement on generated clips whose frames carry their index as a barcode.
 
-A stub refiner cuts every person's crop with the real device-crop path (posefix_video.crop) from the frames the
+A stub refiner cuts every person's crop with the real device-crop path (posefix_video.net.crop) from the frames the
 streaming pipeline hands it, and reads the barcode back *from the crop*: any off-by-one between decoded frames,
 chunks and track records shows up as a wrong barcode in the output.
 """
@@ -20,10 +20,10 @@ from posefix_video import geometry
 from posefix_video.errors import PosefixError
 from posefix_video.keypoints import POSETRACK18
 from posefix_video.records import PersonRecord, PoseSequence
-from posefix_video.refine_video import refine_video
 from posefix_video.video.barcode import NUM_BITS, draw_barcode
 from posefix_video.video.encode import VideoEncoder
 from posefix_video.video.journal import journal_path
+from posefix_video.video.refine_video import refine_video
 
 FRAME_HW = (256, 192)
 CROP_HW = (256, 192)
@@ -101,7 +101,7 @@ class BarcodeRefiner:
     def refine_records(self, frames, records, frame_offset=0):
         import torch
 
-        from posefix_video.crop import crop_boxes, crop_frames
+        from posefix_video.net.crop import crop_boxes, crop_frames
 
         assert isinstance(frames, torch.Tensor) and frames.dtype == torch.uint8
         self.calls.append((frames.shape[0], len(records)))

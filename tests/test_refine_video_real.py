@@ -26,9 +26,9 @@ STANDING = np.array([  # a standing person, PoseTrack18 slots, in units of its h
 def make_checkpoint(path: Path, layout: str = "posetrack18") -> Path:
     import torch
 
-    from posefix_video.checkpoint import save_checkpoint
     from posefix_video.config import ModelConfig
-    from posefix_video.model import build_model
+    from posefix_video.net.checkpoint import save_checkpoint
+    from posefix_video.net.model import build_model
 
     torch.manual_seed(0)
     cfg = ModelConfig(depth=18, input_size=(128, 96), layout=layout, width=8, deconv_channels=16)
@@ -76,7 +76,7 @@ def check_poseval_shape(path: Path, num_frames: int) -> dict:
 
 
 def test_mmpose_street_video(shared_data, checkpoint, tmp_path):
-    from posefix_video.refine_video import refine_video
+    from posefix_video.video.refine_video import refine_video
 
     video = shared_data / "video" / "mmpose_demo_street_960x540_5f.mp4"
     street_tracks(tmp_path / "street.json", 5, (960, 540))
@@ -101,7 +101,7 @@ def test_mmpose_street_video(shared_data, checkpoint, tmp_path):
 
 @pytest.mark.parametrize("video", ["003418_mpii_test", "012834_mpii_test"])
 def test_posetrack18_frames_with_gt_as_tracks(shared_data, checkpoint, tmp_path, video):
-    from posefix_video.refine_video import refine_video
+    from posefix_video.video.refine_video import refine_video
 
     root = shared_data / "posetrack18_mmpose"
     tracks = root / "annotations" / "val" / f"{video}.json"

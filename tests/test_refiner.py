@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from posefix_video.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from posefix_video.config import ModelConfig
-from posefix_video.crop import crop_boxes
 from posefix_video.errors import CheckpointError
 from posefix_video.keypoints import COCO17, POSETRACK18
-from posefix_video.model import build_model
+from posefix_video.net.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from posefix_video.net.crop import crop_boxes
+from posefix_video.net.model import build_model
+from posefix_video.net.refiner import CONFIDENCE_KEY, Refiner
 from posefix_video.records import PersonRecord
-from posefix_video.refiner import CONFIDENCE_KEY, Refiner
 
 CFG = ModelConfig(depth=18, input_size=(64, 64), layout="coco17", width=8, deconv_channels=16)
 

@@ -7,7 +7,7 @@ import pytest
 
 from posefix_video.keypoints import POSETRACK18
 from posefix_video.records import PersonRecord, PoseSequence
-from posefix_video.smoothing import OneEuroParams, SavgolParams, one_euro, savgol, smooth_sequence
+from posefix_video.video.smoothing import OneEuroParams, SavgolParams, one_euro, savgol, smooth_sequence
 
 
 def person(frame, track, xy, present=None):

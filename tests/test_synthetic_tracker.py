@@ -127,7 +127,7 @@ def test_identity_switches_and_fresh_ids_keep_ids_unique_per_frame():
 
 def test_simulated_files_are_valid_and_evaluate_below_ground_truth(tmp_path):
     from posefix_video.eval import evaluate_posetrack
-    from posefix_video.validate import validate_posetrack18
+    from posefix_video.io.validate import validate_posetrack18
 
     settings = posetrack_videos.VideoSettings(num_videos=1, num_frames=12, seed=5, width=320, height=240,
                                               write_mp4=False)  # fmt: skip
@@ -158,7 +158,7 @@ def test_non_posetrack_layout_is_refused():
 def test_simulator_runs_on_real_posetrack_ground_truth(shared_data, tmp_path):
     """Real multi-frame GT (Bonn, converted to PoseTrack18; no nose labels): valid, evaluable predictions."""
     from posefix_video.eval import evaluate_posetrack
-    from posefix_video.validate import validate_posetrack18
+    from posefix_video.io.validate import validate_posetrack18
 
     gt_path = shared_data / "bonn_posetrack_cvpr17" / "annotations" / "060470979_bonn_test.json"
     (pred_path,) = simulate_files([gt_path], tmp_path, TrackerSimSettings(), seed=1)

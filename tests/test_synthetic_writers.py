@@ -98,7 +98,7 @@ def test_posetrack_video_layout_and_ground_truth(video_dir):
         kp = np.array(ann["keypoints"]).reshape(17, 3)
         assert (kp[[3, 4]] == 0).all() and set(np.unique(kp[:, 2])) <= {0, 1}
         assert ann["num_keypoints"] == int(kp[:, 2].sum())
-    from posefix_video.validate import validate_posetrack18
+    from posefix_video.io.validate import validate_posetrack18
 
     assert validate_posetrack18(path, kind="gt") == []
     seq = read_posetrack18(path)
@@ -184,8 +184,8 @@ def test_cli_writes_and_refuses_bad_input(tmp_path, capsys):
 
 def test_training_loaders_read_the_synthetic_sets(coco_dir, video_dir):
     """The project's training data code (data/) loads both layouts and cuts crops whose target joints are the GT."""
-    from posefix_video.data import PoseFixDataset, coco_paths, load_coco_persons, load_posetrack_persons
     from posefix_video.keypoints import COCO17
+    from posefix_video.train.data import PoseFixDataset, coco_paths, load_coco_persons, load_posetrack_persons
 
     ann, images = coco_paths(coco_dir, "train2017")
     persons = load_coco_persons(ann, images, COCO17)

@@ -6,7 +6,7 @@ import pytest
 
 from posefix_video.config import dump_config
 from posefix_video.errors import ConfigError
-from posefix_video.train_config import TrainConfig, load_train_config
+from posefix_video.train.config import TrainConfig, load_train_config
 
 REPO = Path(__file__).resolve().parents[1]
 

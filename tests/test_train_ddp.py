@@ -8,7 +8,8 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.utils.data import Dataset
 
-from posefix_video.engine import DistInfo, fit, init_distributed, load_training_checkpoint
+from posefix_video.train.engine import fit, load_training_checkpoint
+from posefix_video.train.runtime import DistInfo, init_distributed
 
 EPOCHS, GLOBAL_BATCH = 2, 8
 

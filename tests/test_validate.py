@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from posefix_video.io import read_tracks, write_posetrack18
+from posefix_video.io.validate import check_posetrack18, file_name_problem, validate_posetrack18
 from posefix_video.keypoints import COCO17, POSETRACK18
-from posefix_video.validate import check_posetrack18, file_name_problem, validate_posetrack18
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = ["posetrack18_mmpose/annotations/val/012834_mpii_test.json",

@@ -1,4 +1,4 @@
-"""AP validation of a checkpoint (posefix_video/validation.py) on tiny generated PoseTrack and COCO sets."""
+"""AP validation of a checkpoint (posefix_video/train/validation.py) on tiny generated PoseTrack and COCO sets."""
 
 import json
 from collections import Counter
@@ -13,9 +13,10 @@ from posefix_video.errors import ConfigError, InputError
 from posefix_video.eval.coco import evaluate_coco
 from posefix_video.eval.posetrack import evaluate_posetrack
 from posefix_video.keypoints import get_layout
-from posefix_video.model import build_model
-from posefix_video.refiner import Refiner, RefineResult
-from posefix_video.validation import (
+from posefix_video.net.model import build_model
+from posefix_video.net.refiner import Refiner, RefineResult
+from posefix_video.train.engine import load_training_checkpoint
+from posefix_video.train.validation import (
     build_ap_validation,
     find_video_frames,
     posetrack_pairs,
@@ -143,7 +144,7 @@ def test_coco_results_are_checked(coco_set, tmp_path):
 
 
 def _cfg(overrides):
-    from posefix_video.train_config import load_train_config
+    from posefix_video.train.config import load_train_config
 
     return load_train_config("configs/tiny_synthetic_posetrack.yaml", overrides)
 
@@ -161,7 +162,7 @@ def test_build_ap_validation_checks_inputs_before_training(pt_set, tmp_path):
 
 
 def test_run_training_keeps_the_best_checkpoint_by_posetrack_ap(pt_set, tmp_path, monkeypatch):
-    from posefix_video import engine
+    from posefix_video.train import run as engine
     from tests.test_engine import FakeCrops
 
     monkeypatch.setattr(engine, "build_dataset", lambda cfg, split: FakeCrops())
@@ -176,7 +177,7 @@ def test_run_training_keeps_the_best_checkpoint_by_posetrack_ap(pt_set, tmp_path
     assert epochs[0]["val_input_ap"] == epochs[1]["val_input_ap"] > 20
     best = max(r["val_score"] for r in epochs)
     assert result["best_score"] == pytest.approx(best)
-    state = engine.load_training_checkpoint(tmp_path / "run" / "best.pth")
+    state = load_training_checkpoint(tmp_path / "run" / "best.pth")
     assert state["best_score"] == pytest.approx(best)
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["best.pth", "config.yaml", "last.pth",
                                                                    "metrics.jsonl"]
@@ -192,7 +193,7 @@ def test_synthesised_posetrack_inputs_follow_the_training_statistics(pt_set, tmp
 
 
 def test_synthesised_coco_inputs_and_training_with_coco_ap(coco_set, tmp_path, monkeypatch):
-    from posefix_video import engine
+    from posefix_video.train import run as engine
     from tests.test_engine import FakeCrops
 
     results = synthesize_coco_inputs(coco_set["ann"], coco_set["images"], get_layout("coco17"), seed=0)
@@ -203,7 +204,7 @@ def test_synthesised_coco_inputs_and_training_with_coco_ap(coco_set, tmp_path, m
     assert 0.1 < ap < 0.99
 
     monkeypatch.setattr(engine, "build_dataset", lambda cfg, split: FakeCrops())
-    from posefix_video.train_config import load_train_config
+    from posefix_video.train.config import load_train_config
 
     cfg = load_train_config("configs/tiny_synthetic.yaml", [
         "model.input_size=[64,64]", "schedule.epochs=1", "schedule.milestones=[]", "data.batch_size=4",
@@ -239,7 +240,7 @@ def test_real_posetrack_and_coco_samples(shared_data, tmp_path):
 
 
 def test_coco_refinement_batches_images_with_bounded_memory(coco_set):
-    from posefix_video.validation import load_coco_inputs, refine_coco_results
+    from posefix_video.train.validation import load_coco_inputs, refine_coco_results
 
     by_image = load_coco_inputs(coco_set["results"], coco_set["gt"], 17)
     paths = {im["id"]: coco_set["images"] / im["file_name"] for im in coco_set["gt"]["images"]}

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from posefix_video.errors import CheckpointError
-from posefix_video.model import PoseFixNet
-from posefix_video.weights import load_imagenet_weights
+from posefix_video.net.model import PoseFixNet
+from posefix_video.net.weights import load_imagenet_weights
 
 
 def _torchvision_like_state(model: PoseFixNet, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -3,6 +3,9 @@
 `read_tracks(path, format="auto", frame_base="auto", layout=None, num_frames=None, image_size=None)` is the one
 entry point for input (files, or a folder of ultralytics labels); docs/formats.md lists the formats, their
 detection and the frame-base rules.
+
+May import: the shared root modules only (keypoints, records, errors, atomic, ...). Readers and writers never
+import torch, the network or the video stack, so `import posefix_video.io` stays light.
 """
 
 from posefix_video.io.coco_results import read_keypoint_results, write_coco_results

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from posefix_video.errors import InputError
-from posefix_video.video.decoders import FrameReader, VideoInfo
+from posefix_video.video.reader import FrameReader, VideoInfo
 
 log = logging.getLogger(__name__)
 

@@ -128,7 +128,7 @@ class Journal:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"journal": "posefix_video.refine_video", "version": JOURNAL_VERSION,
+            f.write(json.dumps({"journal": "posefix_video.video.refine_video", "version": JOURNAL_VERSION,
                                 "run": run_id}) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -179,7 +179,7 @@ def _scan(path: Path, run_id: str) -> Iterator[tuple[JournalChunk, int]]:
             header = json.loads(head)
         except ValueError:
             header = None
-        if not isinstance(header, dict) or header.get("journal") != "posefix_video.refine_video":
+        if not isinstance(header, dict) or header.get("journal") != "posefix_video.video.refine_video":
             raise PosefixError(f"{path}: not a posefix refine_video journal; delete it or choose another output")
         if header.get("run") != run_id:
             raise PosefixError(f"{path}: this journal was written for other inputs or options (video, tracks, "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from posefix_video.video.decoders import FrameReader
+from posefix_video.video.reader import FrameReader
 
 log = logging.getLogger(__name__)
 

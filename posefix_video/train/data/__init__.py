@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from posefix_video.data.annotations import PersonEntry, attach_estimates, box_iou, persons_from_coco
-from posefix_video.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
-from posefix_video.data.coco import coco_paths, load_coco_persons
-from posefix_video.data.image_bank import ImageBank
-from posefix_video.data.posetrack import load_posetrack_persons, merge_posetrack
-from posefix_video.data.samples import PoseFixDataset
 from posefix_video.errors import ConfigError
 from posefix_video.keypoints import get_layout
+from posefix_video.train.data.annotations import PersonEntry, attach_estimates, box_iou, persons_from_coco
+from posefix_video.train.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
+from posefix_video.train.data.coco import coco_paths, load_coco_persons
+from posefix_video.train.data.image_bank import ImageBank
+from posefix_video.train.data.posetrack import load_posetrack_persons, merge_posetrack
+from posefix_video.train.data.samples import PoseFixDataset
 
 __all__ = [
     "AugmentDraws", "Augmentation", "ImageBank", "PersonEntry", "PoseFixDataset", "attach_estimates", "box_iou",

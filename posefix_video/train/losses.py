@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posefix_video.heatmaps import bilinear_target, soft_argmax
+from posefix_video.net.heatmaps import bilinear_target, soft_argmax
 
 
 class PoseFixLoss(nn.Module):

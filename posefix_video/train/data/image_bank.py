@@ -24,9 +24,9 @@ import numpy as np
 from tqdm import tqdm
 
 from posefix_video.atomic import write_json_atomic
-from posefix_video.data.image_decode import ImageDecoder
-from posefix_video.data.posetrack import jpeg_size
 from posefix_video.errors import ConfigError, InputError
+from posefix_video.train.data.image_decode import ImageDecoder
+from posefix_video.train.data.posetrack import jpeg_size
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import os
 import struct
 from pathlib import Path
 
-from posefix_video.data.annotations import PersonEntry, load_json, persons_from_coco
 from posefix_video.errors import InputError
 from posefix_video.keypoints import POSETRACK18, KeypointLayout
+from posefix_video.train.data.annotations import PersonEntry, load_json, persons_from_coco
 
 
 def jpeg_size(path: str | os.PathLike) -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import torch
 
 from posefix_video.errors import CheckpointError
-from posefix_video.model import PoseFixNet
+from posefix_video.net.model import PoseFixNet
 
 logger = logging.getLogger(__name__)
 

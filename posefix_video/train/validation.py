@@ -111,7 +111,7 @@ def validate_posetrack(refiner: Any, pairs: list[tuple[Path, Path]], frames_root
         {"ap_total", "ap_head", ..., "ap_ankl" (percent, refined), "input_ap" (percent), "score" (= ap_total)}.
     """
     from posefix_video.eval.posetrack import evaluate_posetrack
-    from posefix_video.refine_video import refine_video
+    from posefix_video.video.refine_video import refine_video
 
     gts = [g for g, _ in pairs]
     if input_ap is None:
@@ -284,8 +284,8 @@ def synthesize_coco_inputs(gt_json: str | os.PathLike, images_dir: str | os.Path
 
     Every labeled person becomes one result with score 1; synthesised joints get v = 1, zeroed ones (0, 0, 0).
     """
-    from posefix_video.data.coco import load_coco_persons
     from posefix_video.synthesis import synthesize_poses
+    from posefix_video.train.data.coco import load_coco_persons
 
     persons = [p for p in load_coco_persons(gt_json, images_dir, layout) if p.valid.any()]
     if not persons:
@@ -324,7 +324,7 @@ def build_ap_validation(cfg: Any, metric: str, device: Any) -> Callable[[Any, Pa
         InputError: a validation file or folder is missing.
     """
     from posefix_video.keypoints import get_layout
-    from posefix_video.refiner import Refiner
+    from posefix_video.net.refiner import Refiner
 
     d, v = cfg.data, cfg.validation
     if metric == "coco_ap" and cfg.model.layout != "coco17":

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,13 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from posefix_video import geometry
 from posefix_video.errors import CheckpointError, InputError, PosefixError
 from posefix_video.io.ultralytics_txt import labels_source
 from posefix_video.records import PersonRecord, PoseSequence
-from posefix_video.video.decoders import FrameReader, open_frames
+from posefix_video.video.decoders import open_frames
 from posefix_video.video.journal import Journal, file_fingerprint, journal_path, read_journal, run_hash
-from posefix_video.video.stream import FrameChunk, FrameStream, chunk_frames
+from posefix_video.video.orientation import orientation_warnings, results_to_coded, tracks_to_displayed
+from posefix_video.video.reader import FrameReader
+from posefix_video.video.stream import FrameStream, chunk_frames
+from posefix_video.video.writer import ChunkWriter, assemble_output, previous_chunks
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def load_refiner(checkpoint: str | os.PathLike, device: str = "auto", flip_test:
     holds `batch_size` persons (twice the crops with the flip test), so one chunk is one forward pass."""
     if not Path(checkpoint).is_file():
         raise CheckpointError(f"{os.fspath(checkpoint)}: no such checkpoint file")
-    from posefix_video.refiner import Refiner
+    from posefix_video.net.refiner import Refiner
 
     return Refiner.from_checkpoint(checkpoint, device=resolve_device(device), flip_test=flip_test,
                                    precision=precision, batch_size=max(2, batch_size * (2 if flip_test else 1)))
@@ -128,202 +128,6 @@ def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base
     if seq.num_persons == 0:
         raise InputError(tracks, "the tracks file holds no person; there is nothing to refine")
     return seq
-
-
-def orientation_warnings(seq: PoseSequence, size_hw: tuple[int, int], tracks: Path,
-                         tracks_orientation: str = "displayed",
-                         coded_hw: tuple[int, int] | None = None) -> list[str]:
-    """Warnings when the tracks file's image size (PT18 width/height) does not match the frames the tracks are
-    said to be in: the displayed frames (`size_hw`), or the coded frames (`coded_hw`) with
-    `tracks_orientation="coded"`; and, for a video turned a quarter, when the keypoints themselves fit the other
-    orientation's frame but not the one chosen (the usual sign of coded tracks given as displayed)."""
-    extent = _extent_warnings(seq, size_hw, tracks, tracks_orientation, coded_hw)
-    for message in extent:
-        log.warning(message)
-    if not seq.images:
-        return extent
-    sizes = {(im.get("width"), im.get("height")) for im in seq.images if im.get("width") and im.get("height")}
-    coded = tracks_orientation == "coded" and coded_hw is not None
-    h, w = coded_hw if coded else size_hw
-    out = []
-    for width, height in sorted(sizes):
-        if (width, height) == (w, h):
-            continue
-        if (width, height) == (h, w) and not coded:
-            out.append(f"{tracks}: images are {width}x{height} but the video is displayed {w}x{h} (rotated); tracks "
-                       "must be in the displayed orientation (what a player shows), as decoded here; if the tracker "
-                       "ran on the coded (unrotated) frames, pass --tracks-orientation coded")
-        elif (width, height) == (h, w):
-            out.append(f"{tracks}: images are {width}x{height}, the displayed size, but --tracks-orientation coded "
-                       f"says the tracks are in the coded {w}x{h} frames; leave the option out if the tracker saw "
-                       "the displayed (rotated) frames")
-        else:
-            frames = "coded video frames" if coded else "video frames"
-            out.append(f"{tracks}: images are {width}x{height} but the {frames} are {w}x{h}")
-    for message in out:
-        log.warning(message)
-    return out + extent
-
-
-# A joint is "outside" a frame beyond this fraction of the frame's larger side (trackers extrapolate a little)...
-_OUTSIDE_MARGIN = 0.02
-# ...and the tracks "do not fit" a frame when more than this fraction of their usable joints is outside it.
-_OUTSIDE_SHARE = 0.05
-
-
-def _share_outside(points: np.ndarray, hw: tuple[int, int]) -> float:
-    """Fraction of (N, 2) frame-pixel points beyond `_OUTSIDE_MARGIN` outside an (H, W) frame."""
-    h, w = hw
-    m = _OUTSIDE_MARGIN * max(h, w)
-    x, y = points[:, 0], points[:, 1]
-    return float(((x < -m) | (x > w - 1 + m) | (y < -m) | (y > h - 1 + m)).mean())
-
-
-def _extent_warnings(seq: PoseSequence, size_hw: tuple[int, int], tracks: Path, tracks_orientation: str,
-                     coded_hw: tuple[int, int] | None) -> list[str]:
-    """A warning when, on a video turned 90 or 270 degrees, the usable joints do not fit the frame of the chosen
-    orientation but do fit the other one (180 degrees keeps the size: not detectable this way)."""
-    if coded_hw is None or tuple(coded_hw) == tuple(size_hw) or seq.num_persons == 0:
-        return []
-    _, keypoints, usable = _stacked(seq)
-    points = keypoints[usable]
-    if not len(points):
-        return []
-    coded = tracks_orientation == "coded"
-    chosen, other = (coded_hw, size_hw) if coded else (size_hw, coded_hw)
-    bad, good = _share_outside(points, chosen), _share_outside(points, other)
-    if bad <= _OUTSIDE_SHARE or good > _OUTSIDE_SHARE / 5:
-        return []
-    hint = ("leave --tracks-orientation coded out if the tracker saw the displayed (rotated) frames" if coded else
-            "pass --tracks-orientation coded if the tracker ran on the coded (unrotated) frames")  # fmt: skip
-    return [f"{tracks}: {bad:.0%} of the keypoints lie outside the {'coded' if coded else 'displayed'} "
-            f"{chosen[1]}x{chosen[0]} frames but fit the {'displayed' if coded else 'coded'} {other[1]}x{other[0]} "
-            f"frames; {hint}"]
-
-
-def _stacked(seq: PoseSequence) -> tuple[list[PersonRecord], np.ndarray, np.ndarray]:
-    """All records in `persons()` order, their keypoints (P, 17, 2) and the joints a refiner may move (P, 17)."""
-    records = list(seq.persons())
-    keypoints = np.stack([r.keypoints for r in records])
-    movable = geometry.usable_joints(keypoints, np.stack([r.present for r in records]))
-    return records, keypoints, movable
-
-
-def _with_records(seq: PoseSequence, records: list[PersonRecord]) -> PoseSequence:
-    out = PoseSequence(name=seq.name, layout=seq.layout, num_frames=seq.num_frames, images=seq.images,
-                       image_ids=seq.image_ids, file_names=seq.file_names, source_format=seq.source_format,
-                       meta=seq.meta)
-    for r in records:
-        out.add(r)
-    return out
-
-
-def tracks_to_displayed(seq: PoseSequence, rotation: int, coded_hw: tuple[int, int]) -> PoseSequence:
-    """A copy of `seq` (tracks in coded-frame pixels) with keypoints and boxes in displayed-frame pixels.
-
-    Only joints a refiner may move are mapped (present, finite, not the (0, 0) placeholder: see
-    `geometry.usable_joints`), so placeholders stay placeholders in the displayed frame.
-
-    Args:
-        seq: tracks in the coded frame ((H, W) = `coded_hw`) of the video.
-        rotation: `VideoInfo.rotation`, degrees counter-clockwise from coded to displayed.
-    """
-    records, keypoints, movable = _stacked(seq)
-    shown = np.where(movable[..., None], geometry.rotate_points(keypoints, rotation, coded_hw), keypoints)
-    with_box = [i for i, r in enumerate(records) if r.box is not None]
-    boxes = geometry.rotate_boxes(np.stack([records[i].box for i in with_box]), rotation, coded_hw) \
-        if with_box else np.zeros((0, 4))
-    out = [r.replace(keypoints=shown[i]) for i, r in enumerate(records)]
-    for k, i in enumerate(with_box):
-        out[i].box = boxes[k]
-    return _with_records(seq, out)
-
-
-def results_to_coded(result: PoseSequence, coded_inputs: PoseSequence, displayed_inputs: PoseSequence,
-                     rotation: int, coded_hw: tuple[int, int]) -> PoseSequence:
-    """Refined records in displayed pixels -> the same records in the coded frame the tracks were given in.
-
-    Joints the refiner left as they were (and every box) take the input's coded values bit for bit; moved joints
-    are mapped back with the inverse rotation.
-
-    Args:
-        result: refined records, aligned with `coded_inputs.persons()` (same frames, same order).
-        coded_inputs: the tracks as read; displayed_inputs: `tracks_to_displayed(coded_inputs, ...)`.
-    """
-    shown_hw = geometry.rotated_size(coded_hw, rotation)
-    records, refined, _ = _stacked(result)
-    inputs, coded_kp, movable = _stacked(coded_inputs)
-    shown_kp = np.stack([r.keypoints for r in displayed_inputs.persons()])
-    if [(r.frame, r.track_id) for r in records] != [(r.frame, r.track_id) for r in inputs]:
-        # boxes and unmoved joints are taken from the input by position: a reordering would swap persons
-        raise RuntimeError("refined records are not aligned with the input records")
-    moved = movable & (refined != shown_kp).any(-1)
-    back = geometry.rotate_points(refined, (360 - rotation) % 360, shown_hw)
-    coded = np.where(moved[..., None], back, coded_kp)
-    out = [r.replace(keypoints=coded[i], box=inputs[i].box) for i, r in enumerate(records)]
-    return _with_records(result, out)
-
-
-class _Writer(threading.Thread):
-    """Consumes finished chunks in order: journal append (fsync) and overlay frames, off the refiner's thread."""
-
-    def __init__(self, journal: Journal, render: Any, layout: Any, inputs: PoseSequence,
-                 on_chunk: Callable[[int], None] | None):
-        super().__init__(name="posefix-writer", daemon=True)
-        self.journal, self.render, self.layout, self.inputs = journal, render, layout, inputs
-        self.on_chunk = on_chunk
-        self.queue: queue.Queue = queue.Queue(maxsize=2)
-        self.error: BaseException | None = None
-        self.chunks = 0
-
-    def run(self) -> None:
-        try:
-            while True:
-                item = self.queue.get()
-                if item is None:
-                    return
-                self._handle(*item)
-        except BaseException as err:  # re-raised by the main thread
-            self.error = err
-            while self.queue.get() is not None:  # unblock the producer until it sends the end marker
-                pass
-
-    def _handle(self, chunk: FrameChunk, records: list[PersonRecord], passed: Counter | None, done: bool) -> None:
-        if not done:
-            self.journal.append(chunk.start, chunk.stop, records, passed)
-            self.chunks += 1
-            if self.on_chunk is not None:
-                self.on_chunk(self.chunks)
-        if self.render is not None:
-            by_frame: dict[int, list[PersonRecord]] = {}
-            for r in records:
-                by_frame.setdefault(r.frame, []).append(r)
-            from posefix_video.overlay import draw_frame
-
-            for k, frame in enumerate(chunk.frames):
-                f = chunk.start + k
-                self.render.write(draw_frame(frame, self.inputs.persons_in(f), by_frame.get(f, []), self.layout))
-
-
-def _previous_chunks(path: Path, run_id: str) -> Any:
-    """Journaled results of an earlier run, taken by frame range (`take(start, stop)`) in order, so a resumed run
-    may cut its chunks differently; read lazily, only for rendering the frames already refined."""
-    pending: list[PersonRecord] = []
-    covered = 0
-    source = read_journal(path, run_id)
-
-    class _Cursor:
-        def take(self, start: int, stop: int) -> list[PersonRecord]:
-            nonlocal covered, pending
-            while covered < stop:
-                chunk = next(source)
-                pending.extend(chunk.records)
-                covered = chunk.stop
-            out = [r for r in pending if start <= r.frame < stop]
-            pending = [r for r in pending if r.frame >= stop]
-            return out
-
-    return _Cursor()
 
 
 def refine_video(
@@ -441,7 +245,7 @@ def refine_video(
         from posefix_video.video.encode import VideoEncoder
 
         encoder = VideoEncoder(render, reader.info.fps or Fraction(25), reader.info.size)
-    previous = _previous_chunks(jpath, run_id) if (render is not None and done_until) else None
+    previous = previous_chunks(jpath, run_id) if (render is not None and done_until) else None
 
     try:
         decoded, passed, refined_count = _run(
@@ -450,11 +254,11 @@ def refine_video(
         )
         journal.close()
         _check_frame_count(seq, decoded, tracks, video)
-        result = _assemble(seq, jpath, run_id, decoded)
+        result = assemble_output(seq, jpath, run_id, decoded)
         if rotation:
             result = results_to_coded(result, seq, shown, rotation, reader.info.coded_size)
         if smooth != "none":
-            from posefix_video.smoothing import smooth_sequence
+            from posefix_video.video.smoothing import smooth_sequence
 
             n = smooth_sequence(result, smooth, smooth_params)
             log.info("smoothed %d records with %s", n, smooth)
@@ -498,7 +302,7 @@ def _run(reader, seq, refiner, journal, encoder, previous, done_until, batch_siz
     import torch
     from tqdm import tqdm
 
-    writer = _Writer(journal, encoder, seq.layout, seq, on_chunk)
+    writer = ChunkWriter(journal, encoder, seq.layout, seq, on_chunk)
     writer.start()
     stream = FrameStream(reader, max_queue=queue_frames)
     passed: Counter = Counter()
@@ -570,29 +374,3 @@ def _check_frame_count(seq: PoseSequence, decoded: int, tracks: Path, video: Pat
     if seq.num_frames is not None and seq.num_frames != decoded:
         log.warning("%s: the tracks file speaks of %d frames, %d were decoded from %s; the output lists %d",
                     tracks, seq.num_frames, decoded, video, decoded)
-
-
-def _with_scores(record: PersonRecord) -> PersonRecord:
-    """Inputs without per-joint scores (PoseTrack GT has `scores: []`) get the refiner's heatmap confidence, or 1
-    for present joints of persons passed through: poseval needs 17 scores per person to rank joints for AP."""
-    if record.scores is not None:
-        return record
-    conf = record.extra.get("posefix_confidence")
-    scores = np.asarray(conf, dtype=np.float64) if conf is not None else record.present.astype(np.float64)
-    record.scores = np.where(record.present, scores, 0.0)
-    return record
-
-
-def _assemble(seq: PoseSequence, jpath: Path, run_id: str, decoded: int) -> PoseSequence:
-    """The output sequence from the journal (input metadata kept, every decoded frame listed)."""
-    result = PoseSequence(name=seq.name, layout=seq.layout, num_frames=decoded, images=seq.images,
-                          image_ids=seq.image_ids, file_names=seq.file_names, source_format=seq.source_format,
-                          meta=seq.meta)
-    covered = 0
-    for chunk in read_journal(jpath, run_id):
-        for record in chunk.records:
-            result.add(_with_scores(record))
-        covered = chunk.stop
-    if covered != decoded:
-        raise RuntimeError(f"{jpath}: journal covers {covered} frames, {decoded} decoded")
-    return result

@@ -7,9 +7,9 @@ import io
 import os
 from pathlib import Path
 
-from posefix_video.data.annotations import PersonEntry, load_json, persons_from_coco
 from posefix_video.errors import InputError
 from posefix_video.keypoints import COCO17, KeypointLayout
+from posefix_video.train.data.annotations import PersonEntry, load_json, persons_from_coco
 
 
 def coco_paths(root: str | os.PathLike, split: str) -> tuple[Path, Path]:

@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from posefix_video.data.annotations import PersonEntry
-from posefix_video.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
-from posefix_video.data.image_bank import ImageBank
-from posefix_video.data.image_decode import ImageDecoder
 from posefix_video.keypoints import KeypointLayout
 from posefix_video.synthesis import ZEROED, synthesize_poses
+from posefix_video.train.data.annotations import PersonEntry
+from posefix_video.train.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
+from posefix_video.train.data.image_bank import ImageBank
+from posefix_video.train.data.image_decode import ImageDecoder
 
 DEFAULT_AUGMENTATION = Augmentation()
 _cv2_pid = None

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from posefix_video import geometry
-from posefix_video.checkpoint import model_from_checkpoint
 from posefix_video.config import ModelConfig
-from posefix_video.crop import affine_torch, crop_boxes, invert_affine_torch, sample_crops, stack_frames
-from posefix_video.heatmaps import cells_to_crop, make_network_input, mass_confidence, soft_argmax
 from posefix_video.keypoints import KeypointLayout, get_layout
+from posefix_video.net.checkpoint import model_from_checkpoint
+from posefix_video.net.crop import affine_torch, crop_boxes, invert_affine_torch, sample_crops, stack_frames
+from posefix_video.net.heatmaps import cells_to_crop, make_network_input, mass_confidence, soft_argmax
 from posefix_video.records import PersonRecord
 
 logger = logging.getLogger(__name__)

@@ -23,8 +23,8 @@ import torch
 from posefix_video.atomic import write_bytes_atomic
 from posefix_video.config import ModelConfig, from_dict, to_dict
 from posefix_video.errors import CheckpointError, ConfigError
-from posefix_video.model import PoseFixNet, build_model
-from posefix_video.weights import _names, load_torch_file
+from posefix_video.net.model import PoseFixNet, build_model
+from posefix_video.net.weights import _names, load_torch_file
 
 FORMAT = "posefix_video"
 VERSION = 1
