@@ -37,6 +37,9 @@ class ModelConfig:
         num_deconv: number of stride-2 transposed convolutions; 3 gives heatmaps at 1/4 of the input size.
         heatmap_sigma: sigma in crop pixels of the input-pose Gaussians; None means 7 px at 256x192 scaled with
             the crop height (9 px at 384x288, as the reference).
+        pose_input: True for PoseFix (image + input-pose heatmaps); False for a top-down estimator (SimpleBaseline:
+            image only).
+        bn_eps: BatchNorm epsilon (PyTorch's 1e-5; the authors' TF-1 models ran with 1.001e-5).
     """
 
     depth: int = 50
@@ -46,6 +49,8 @@ class ModelConfig:
     deconv_channels: int = 256
     num_deconv: int = 3
     heatmap_sigma: float | None = None
+    pose_input: bool = True
+    bn_eps: float = 1e-5
 
     def __post_init__(self) -> None:
         if self.depth not in (18, 34, 50, 101, 152):

@@ -33,15 +33,15 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, *, in_channels: int, channels: int, stride: int = 1):
+    def __init__(self, *, in_channels: int, channels: int, stride: int = 1, bn_eps: float = 1e-5):
         super().__init__()
         out = channels * self.expansion
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
+        self.bn1 = nn.BatchNorm2d(channels, eps=bn_eps)
         self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.bn2 = nn.BatchNorm2d(channels, eps=bn_eps)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _downsample(in_channels, out, stride)
+        self.downsample = _downsample(in_channels, out, stride, bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -55,17 +55,17 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, *, in_channels: int, channels: int, stride: int = 1):
+    def __init__(self, *, in_channels: int, channels: int, stride: int = 1, bn_eps: float = 1e-5):
         super().__init__()
         out = channels * self.expansion
         self.conv1 = nn.Conv2d(in_channels, channels, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
+        self.bn1 = nn.BatchNorm2d(channels, eps=bn_eps)
         self.conv2 = nn.Conv2d(channels, channels, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        self.bn2 = nn.BatchNorm2d(channels, eps=bn_eps)
         self.conv3 = nn.Conv2d(channels, out, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(out)
+        self.bn3 = nn.BatchNorm2d(out, eps=bn_eps)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _downsample(in_channels, out, stride)
+        self.downsample = _downsample(in_channels, out, stride, bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -75,12 +75,12 @@ class Bottleneck(nn.Module):
         return self.relu(y + identity)
 
 
-def _downsample(in_channels: int, out_channels: int, stride: int) -> nn.Sequential | None:
+def _downsample(in_channels: int, out_channels: int, stride: int, bn_eps: float) -> nn.Sequential | None:
     if stride == 1 and in_channels == out_channels:
         return None
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-        nn.BatchNorm2d(out_channels),
+        nn.BatchNorm2d(out_channels, eps=bn_eps),
     )
 
 
@@ -93,10 +93,13 @@ class PoseFixNet(nn.Module):
         width: stem channels (64 in standard ResNets); stage k has width * 2**k * expansion channels.
         deconv_channels: channels of each transposed conv (256 in the paper).
         num_deconv: number of stride-2 transposed convs (3 -> heatmaps at 1/4 of the input).
+        pose_input: True for PoseFix (image + J input-pose heatmaps into the stem); False for a top-down estimator
+            such as SimpleBaseline (image only: a 3-channel stem, otherwise the same network).
+        bn_eps: BatchNorm epsilon (1e-5 as PyTorch; imported TF-1 models carry the value they were run with).
     """
 
     def __init__(self, *, depth: int, num_joints: int, width: int = 64, deconv_channels: int = 256,
-                 num_deconv: int = 3):
+                 num_deconv: int = 3, pose_input: bool = True, bn_eps: float = 1e-5):
         super().__init__()
         if depth not in RESNET_SPECS:
             raise ValueError(f"depth must be one of {sorted(RESNET_SPECS)}, got {depth}")
@@ -104,12 +107,13 @@ class PoseFixNet(nn.Module):
         block = BasicBlock if kind == "basic" else Bottleneck
         self.depth = depth
         self.num_joints = num_joints
-        self.in_channels = 3 + num_joints
+        self.pose_input = pose_input
+        self.in_channels = 3 + num_joints if pose_input else 3
         self.stride = 32 // 2**num_deconv  # output stride: 4 with the standard 3 deconvs
 
-        # stem: 7x7/2 conv on RGB + J heatmaps, then 3x3/2 max-pool -> 1/4 resolution
+        # stem: 7x7/2 conv on the image (+ J heatmaps for PoseFix), then 3x3/2 max-pool -> 1/4 resolution
         self.conv1 = nn.Conv2d(self.in_channels, width, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
+        self.bn1 = nn.BatchNorm2d(width, eps=bn_eps)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
         channels = width
@@ -119,7 +123,7 @@ class PoseFixNet(nn.Module):
             layers = []
             for b in range(n):
                 stride = 2 if (b == 0 and i > 0) else 1
-                layers.append(block(in_channels=channels, channels=stage_width, stride=stride))
+                layers.append(block(in_channels=channels, channels=stage_width, stride=stride, bn_eps=bn_eps))
                 channels = stage_width * block.expansion
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
@@ -130,7 +134,7 @@ class PoseFixNet(nn.Module):
         for _ in range(num_deconv):
             head += [
                 nn.ConvTranspose2d(channels, deconv_channels, 4, stride=2, padding=1, bias=False),
-                nn.BatchNorm2d(deconv_channels),
+                nn.BatchNorm2d(deconv_channels, eps=bn_eps),
                 nn.ReLU(inplace=True),
             ]
             channels = deconv_channels
@@ -183,6 +187,8 @@ def build_model(cfg: ModelConfig) -> PoseFixNet:
         width=cfg.width,
         deconv_channels=cfg.deconv_channels,
         num_deconv=cfg.num_deconv,
+        pose_input=cfg.pose_input,
+        bn_eps=cfg.bn_eps,
     )
     # fmt: on
 
