@@ -6,6 +6,8 @@ Layout (a dict, `torch.save`d):
     model: the network's state dict  (required)
     model_config: ModelConfig as a plain dict (required; includes the keypoint layout name)
     layout: the layout name again, readable without parsing the config
+    input_contract: the model's input contract (net/contract.py) as a dict; optional: files without it were all
+        written by our own training and get InputContract.ours(model_config)
     ...: anything else the caller adds (training: optimizer, scheduler, epoch, train config, ...)
 
 The loader requires only `model` and `model_config`, so training may add keys freely.
@@ -23,6 +25,7 @@ import torch
 from posefix_video.atomic import write_bytes_atomic
 from posefix_video.config import ModelConfig, from_dict, to_dict
 from posefix_video.errors import CheckpointError, ConfigError
+from posefix_video.net.contract import CONTRACT_KEY, InputContract
 from posefix_video.net.model import PoseFixNet, build_model
 from posefix_video.net.weights import _names, load_torch_file
 
@@ -38,11 +41,15 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, cfg: ModelC
         path: output file.
         model: the network (a torch.compile wrapper is unwrapped).
         cfg: the ModelConfig it was built from.
-        **extra: more entries (must not reuse the reserved keys format/version/model/model_config/layout).
+        **extra: more entries (must not reuse the reserved keys format/version/model/model_config/layout);
+            `input_contract` may be given as an InputContract (stored as its dict).
     """
     clash = [k for k in extra if k in _RESERVED]
     if clash:
         raise ValueError(f"save_checkpoint: extra keys {clash} are reserved")
+    if isinstance(extra.get(CONTRACT_KEY), InputContract):
+        extra[CONTRACT_KEY].check_model(cfg, os.fspath(path))
+        extra[CONTRACT_KEY] = extra[CONTRACT_KEY].to_dict()
     model = getattr(model, "_orig_mod", model)
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {"format": FORMAT, "version": VERSION, "model": state, "model_config": to_dict(cfg),
@@ -83,13 +90,45 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[ModelConfig, dict[str, tor
     return cfg, dict(state), dict(ckpt)
 
 
+def checkpoint_contract(ckpt: Mapping[str, Any], cfg: ModelConfig, path: str | os.PathLike) -> InputContract:
+    """The input contract of a loaded checkpoint dict: its `input_contract` entry, or ours for older files.
+
+    Raises:
+        CheckpointError: a malformed entry, or one that disagrees with the model config.
+    """
+    if CONTRACT_KEY not in ckpt:
+        return InputContract.ours(cfg)
+    source = f"{os.fspath(path)}: {CONTRACT_KEY}"
+    contract = InputContract.from_dict(ckpt[CONTRACT_KEY], source=source)
+    contract.check_model(cfg, os.fspath(path))
+    return contract
+
+
+def load_model(path: str | os.PathLike) -> tuple[PoseFixNet, ModelConfig, InputContract]:
+    """The network of a checkpoint (CPU, eval mode), its config and its input contract.
+
+    Raises:
+        CheckpointError: as load_checkpoint, a bad `input_contract`, or weights that do not fit the described
+            network (names listed).
+    """
+    cfg, state, ckpt = load_checkpoint(path)
+    contract = checkpoint_contract(ckpt, cfg, path)
+    return _build_loaded(path, cfg, state), cfg, contract
+
+
 def model_from_checkpoint(path: str | os.PathLike) -> tuple[PoseFixNet, ModelConfig]:
     """Builds the network described by a checkpoint and loads its weights (CPU, eval mode).
 
+    Use `load_model` to get the input contract too (needed to feed the network anything).
+
     Raises:
-        CheckpointError: as load_checkpoint, or weights that do not fit the described network (names listed).
+        CheckpointError: as load_model.
     """
-    cfg, state, _ = load_checkpoint(path)
+    model, cfg, _ = load_model(path)
+    return model, cfg
+
+
+def _build_loaded(path: str | os.PathLike, cfg: ModelConfig, state: dict[str, torch.Tensor]) -> PoseFixNet:
     model = build_model(cfg)
     ours = model.state_dict()
     missing = [k for k in ours if k not in state]
@@ -101,4 +140,4 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[PoseFixNet, ModelCon
                  (("missing", missing), ("unexpected", unexpected), ("shape mismatch", shapes)) if items]
         raise CheckpointError(f"{os.fspath(path)}: weights do not match the model config it embeds: {'; '.join(parts)}")
     model.load_state_dict(state)
-    return model.eval(), cfg
+    return model.eval()

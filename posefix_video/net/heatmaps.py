@@ -5,21 +5,25 @@ Frames of reference:
     heatmap cells: the (h, w) = (H/stride, W/stride) output maps; cell i <-> crop pixel stride*i (stride 4), the
         reference's soft-argmax convention (no half-pixel shift).
 
-Network input normalisation (decided here, once): the RGB crop is divided by 255 and normalised with the ImageNet
-mean/std (what torchvision ImageNet weights expect), and each input-pose heatmap is an unnormalised Gaussian with
-peak 1.0. The reference feeds BGR pixels minus RGB means next to 255-peak heatmaps, i.e. both on one 0..255 scale;
-we keep "both on one scale" in the normalised units: the image channels have unit standard deviation, and a
-peak-1 Gaussian has the same order of magnitude, so the randomly initialised heatmap filters of conv1 start on the
-same footing as the pretrained RGB filters.
+Network input normalisation (applied here, once, as the model's input contract says: net/contract.py). Our own
+contract: the RGB crop is divided by 255 and normalised with the ImageNet mean/std (what torchvision ImageNet
+weights expect), and each input-pose heatmap is an unnormalised Gaussian with peak 1.0. The reference feeds BGR
+pixels minus RGB means next to 255-peak heatmaps, i.e. both on one 0..255 scale; we keep "both on one scale" in
+the normalised units: the image channels have unit standard deviation, and a peak-1 Gaussian has the same order of
+magnitude, so the randomly initialised heatmap filters of conv1 start on the same footing as the pretrained RGB
+filters. The authors' imported models keep their own contract (BGR minus RGB-ordered means, no std, peak 255).
 """
 
 from __future__ import annotations
 
 import torch
 
+from posefix_video.keypoints import get_layout
+from posefix_video.net.contract import OURS_HEATMAP_PEAK, OURS_MEAN, OURS_STD, InputContract
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-HEATMAP_PEAK = 1.0
+HEATMAP_PEAK = OURS_HEATMAP_PEAK
 # radius (heatmap cells) of the disc whose softmax mass is the per-joint confidence (2 cells = 8 crop px)
 CONFIDENCE_RADIUS = 2.0
 
@@ -53,30 +57,54 @@ def make_network_input(
     crops: torch.Tensor,
     keypoints_crop: torch.Tensor,
     valid: torch.Tensor,
-    sigma: float,
-    ignored: tuple[int, ...] = (),
+    sigma: float | None = None,
+    ignored: tuple[int, ...] | None = None,
+    *,
+    contract: InputContract | None = None,
 ) -> torch.Tensor:
-    """The network input: normalised RGB crop + input-pose heatmaps at full crop resolution.
+    """The network input: normalised crop + input-pose heatmaps at full crop resolution, as the model's input
+    contract says (the one place a contract is applied: refiner, trainer and exports all build inputs here).
 
     Args:
         crops: (B, 3, H, W) RGB, uint8 (or float holding 0..255 values).
         keypoints_crop: (B, J, 2) input pose, x/y in crop pixels.
         valid: (B, J) bool; invalid joints (and the `ignored` slots) get an all-zero heatmap.
-        sigma: Gaussian sigma in crop pixels (ModelConfig.input_sigma: 7 at 256x192, 9 at 384x288).
-        ignored: slots never labeled in the layout (PoseTrack18 ears), always zeroed.
+        sigma: Gaussian sigma in crop pixels, used without a contract (ModelConfig.input_sigma: 7 at 256x192, 9
+            at 384x288); with a contract it must be None or equal contract.sigma.
+        ignored: slots never labeled in the layout (PoseTrack18 ears), always zeroed; None means the contract
+            layout's (none without a contract).
+        contract: channel order, mean/std, heatmap peak and sigma; None means our own normalisation (RGB,
+            ImageNet mean/std, peak 1) with `sigma`.
 
     Returns:
-        (B, 3+J, H, W) float32 on crops' device.
+        (B, 3+J, H, W) float32 on crops' device: [image channels in the contract's order, J heatmaps].
     """
+    if contract is None:
+        if sigma is None:
+            raise ValueError("make_network_input needs a sigma or a contract")
+        order, mean, std, peak = "RGB", OURS_MEAN, OURS_STD, OURS_HEATMAP_PEAK
+        ignored = () if ignored is None else ignored
+    else:
+        if sigma is not None and float(sigma) != contract.sigma:
+            raise ValueError(f"sigma {sigma} differs from the contract's {contract.sigma}")
+        order, mean, std, peak, sigma = (contract.channel_order, contract.mean, contract.std,
+                                         contract.heatmap_peak, contract.sigma)
+        ignored = get_layout(contract.layout).ignored if ignored is None else ignored
     B, _, H, W = crops.shape
-    mean = torch.tensor(IMAGENET_MEAN, device=crops.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(IMAGENET_STD, device=crops.device).view(1, 3, 1, 1) * 255
-    image = (crops.float() - mean) / std  # (B, 3, H, W)
+    if order == "BGR":
+        crops = crops.flip(1)  # frames are RGB everywhere; a channel permutation, exact
+    mean_t = torch.tensor(mean, device=crops.device, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, device=crops.device, dtype=torch.float32).view(1, 3, 1, 1)
+    image = crops.float() - mean_t  # (B, 3, H, W)
+    if std != (1.0, 1.0, 1.0):
+        image = image / std_t
     valid = valid.to(device=crops.device, dtype=torch.bool)
     if ignored:
         valid = valid.clone()
         valid[:, list(ignored)] = False
-    heat = render_gaussians(keypoints_crop.to(crops.device), valid, H, W, sigma) * HEATMAP_PEAK  # (B, J, H, W)
+    heat = render_gaussians(keypoints_crop.to(crops.device), valid, H, W, sigma)  # (B, J, H, W)
+    if peak != 1.0:
+        heat = heat * peak
     return torch.cat([image, heat], dim=1)
 
 
