@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from posefix_video.errors import PosefixError
+from posefix_video.cli import check_outputs, run_cli
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -38,26 +38,28 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    try:
-        from posefix_video.errors import ConfigError
-        from posefix_video.train.config import load_train_config
-        from posefix_video.train.data import ImageBank, load_split_persons
+    return run_cli(lambda: _run(args))
 
-        cfg = load_train_config(args.config, args.overrides)
-        out = args.out or cfg.data.image_bank
-        if not out:
-            raise ConfigError("no bank folder: give --out or set data.image_bank in the recipe or as an override")
-        splits = [s.strip() for s in args.splits.split(",") if s.strip()]
-        paths = set()
-        for split in splits:
-            if split == "val" and not cfg.data.val_ann:
-                continue
-            paths |= {p.image_path for p in load_split_persons(cfg, split)}
-        t0 = time.perf_counter()
-        bank = ImageBank.build(out, paths, workers=args.workers, progress=True)
-    except PosefixError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+def _run(args: argparse.Namespace) -> int:
+    from posefix_video.errors import ConfigError
+    from posefix_video.train.config import load_train_config
+    from posefix_video.train.data import ImageBank, load_split_persons
+
+    cfg = load_train_config(args.config, args.overrides)
+    out = args.out or cfg.data.image_bank
+    if not out:
+        raise ConfigError("no bank folder: give --out or set data.image_bank in the recipe or as an override")
+    check_outputs(inputs=[args.config, *(p for p in (cfg.data.train_images, cfg.data.val_images) if p)],
+                  outputs={}, folders={"--out": out})
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    paths = set()
+    for split in splits:
+        if split == "val" and not cfg.data.val_ann:
+            continue
+        paths |= {p.image_path for p in load_split_persons(cfg, split)}
+    t0 = time.perf_counter()
+    bank = ImageBank.build(out, paths, workers=args.workers, progress=True)
     print(f"image bank {out}: {len(bank)} images, {bank.nbytes / 1e9:.2f} GB, "
           f"{time.perf_counter() - t0:.1f} s; train with data.image_bank={out}")  # fmt: skip
     return 0

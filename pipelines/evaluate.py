@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from posefix_video.atomic import write_json_atomic
-from posefix_video.errors import PosefixError
+from posefix_video.cli import check_outputs, run_cli
 from posefix_video.eval.posetrack import evaluate_posetrack, pair_files
 
 
@@ -45,34 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        gts, preds = pair_files(args.gt, args.pred)
-        result = evaluate_posetrack(gts, preds, tracking=not args.no_tracking, per_sequence=args.per_sequence,
-                                    missing_scores="fallback" if args.allow_missing_scores else "error")
-        print(f"# gt frames: {result.n_frames} in {len(gts)} video(s)")
-        if args.per_sequence:
-            for name, r in result.per_sequence.items():
-                print(f"\n== {name}\n{r.table()}")
-            print("\n== all videos")
-        print(result.table())
-        for note in result.notes:
-            print(f"note: {note}", file=sys.stderr)
-        out = result.to_json()
-        if args.coco:
-            from posefix_video.eval.coco import evaluate_posetrack_coco
+    return run_cli(lambda: _run(args))
 
-            out["coco"] = evaluate_posetrack_coco(gts, preds)
-            print("COCO OKS (PoseTrack18 sigmas, 15 joints): " + ", ".join(f"{k} {v:.3f}" for k, v in
-                                                                          out["coco"].items()))
-        if args.json:
-            write_json_atomic(args.json, out, indent=1)
-        if args.plot:
-            from posefix_video.eval.plot import plot_result
 
-            plot_result(result, args.plot, title=f"{args.pred}")
-    except PosefixError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+def _run(args: argparse.Namespace) -> int:
+    check_outputs(inputs=[args.gt, args.pred], outputs={"--json": args.json, "--plot": args.plot})
+    gts, preds = pair_files(args.gt, args.pred)
+    result = evaluate_posetrack(gts, preds, tracking=not args.no_tracking, per_sequence=args.per_sequence,
+                                missing_scores="fallback" if args.allow_missing_scores else "error")
+    print(f"# gt frames: {result.n_frames} in {len(gts)} video(s)")
+    if args.per_sequence:
+        for name, r in result.per_sequence.items():
+            print(f"\n== {name}\n{r.table()}")
+        print("\n== all videos")
+    print(result.table())
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    out = result.to_json()
+    if args.coco:
+        from posefix_video.eval.coco import evaluate_posetrack_coco
+
+        out["coco"] = evaluate_posetrack_coco(gts, preds)
+        print("COCO OKS (PoseTrack18 sigmas, 15 joints): " + ", ".join(f"{k} {v:.3f}" for k, v in
+                                                                      out["coco"].items()))
+    if args.json:
+        write_json_atomic(args.json, out, indent=1)
+    if args.plot:
+        from posefix_video.eval.plot import plot_result
+
+        plot_result(result, args.plot, title=f"{args.pred}")
     return 0
 
 

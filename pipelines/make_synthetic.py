@@ -17,6 +17,7 @@ import logging
 import sys
 from pathlib import Path
 
+from posefix_video.cli import check_outputs, run_cli
 from posefix_video.errors import PosefixError
 
 
@@ -137,6 +138,13 @@ def _gt_files(items: list[Path]) -> list[Path]:
 def run(args: argparse.Namespace) -> None:
     from posefix_video.synthetic import coco_dataset, posetrack_videos, scene, tracker_sim
 
+    if args.command == "sheet":
+        check_outputs(inputs=[], outputs={"--out": args.out})
+    elif args.command == "track":
+        gt = [p for p in args.gt if p.is_dir()] + [p.parent for p in args.gt if p.is_file()]  # same names: no GT folder
+        check_outputs(inputs=gt, outputs={}, folders={"--out": args.out})
+    else:
+        check_outputs(inputs=[], outputs={}, folders={"--out": args.out})
     if args.command == "coco":
         settings = coco_dataset.CocoSettings(
             num_images=args.num_images, seed=args.seed, width=args.size[0], height=args.size[1], split=args.split,
@@ -193,15 +201,7 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    try:
-        run(args)
-    except PosefixError as err:
-        print(err, file=sys.stderr)
-        return 2
-    except OSError as err:  # an output folder that cannot be created or written: the user's to fix, no traceback
-        print(f"{err.filename or args.out}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    return 0
+    return run_cli(lambda: run(args))
 
 
 if __name__ == "__main__":

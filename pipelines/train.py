@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from posefix_video.errors import PosefixError
+from posefix_video.cli import check_outputs, run_cli
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -44,16 +44,24 @@ def main(argv: list[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(level=logging.WARNING if args.quiet or rank else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    try:
-        from posefix_video.train.config import load_train_config
-        from posefix_video.train.run import run_training
+    out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
+    return run_cli(lambda: _run(args, out, rank), interrupted_hint=lambda: _resume_hint(out))
 
-        cfg = load_train_config(args.config, args.overrides)
-        out = args.out or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0])
-        result = run_training(cfg, out, resume=args.resume)
-    except PosefixError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+def _resume_hint(out: str) -> str:
+    last = os.path.join(out, "last.pth")
+    if os.path.isfile(last):
+        return f"{last} holds the last finished epoch; add --resume to the same command to continue from it"
+    return "no epoch had finished; run the command again"
+
+
+def _run(args: argparse.Namespace, out: str, rank: int) -> int:
+    from posefix_video.train.config import load_train_config
+    from posefix_video.train.run import run_training
+
+    check_outputs(inputs=[args.config], outputs={}, folders={"--out": out})
+    cfg = load_train_config(args.config, args.overrides)
+    result = run_training(cfg, out, resume=args.resume)
     if rank == 0:
         print(f"done: {result['last']} (best validation score: {result['best_score']})")
     return 0

@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 
+from posefix_video.cli import run_cli
 from posefix_video.errors import PosefixError
 from posefix_video.io import FORMATS, read_tracks
 from posefix_video.io.validate import validate_posetrack18
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
                         "normalised coordinates (ultralytics labels), e.g. 1920x1080")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    return run_cli(lambda: _check(args))
+
+
+def _check(args: argparse.Namespace) -> int:
     if args.input:
         return _check_input(args)
     try:
@@ -72,8 +77,10 @@ def _check_input(args: argparse.Namespace) -> int:
     except PosefixError as err:
         print(err, file=sys.stderr)
         return 2
+    box_only = sum(1 for p in seq.persons() if p.box is not None and not p.present.any())
+    note = f" ({box_only} with a box and no pose: refine_video gives them one with --initializer)" if box_only else ""
     print(f"{args.file}: OK: {seq.source_format}, {seq.num_persons} persons on {len(seq.frames)} frames, "
-          f"layout {seq.layout.name}", file=sys.stderr)  # fmt: skip
+          f"layout {seq.layout.name}{note}", file=sys.stderr)  # fmt: skip
     return 0
 
 

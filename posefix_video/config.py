@@ -56,6 +56,8 @@ class ModelConfig:
         if self.depth not in (18, 34, 50, 101, 152):
             raise ConfigError(f"model.depth must be one of 18, 34, 50, 101, 152, got {self.depth}")
         h, w = self.input_size
+        if h <= 0 or w <= 0:
+            raise ConfigError(f"model.input_size must be positive (height, width), got {h}x{w}")
         if h % 32 or w % 32:
             raise ConfigError(f"model.input_size must be multiples of 32 (the backbone stride), got {h}x{w}")
 
@@ -92,8 +94,9 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
             loaded = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise ConfigError(f"{source}: not valid YAML: {e}") from None
-        if loaded is None:
-            loaded = {}
+        if loaded is None:  # an empty file is a mistake (a truncated copy, the wrong file), not "all defaults"
+            raise ConfigError(f"{source}: the config file is empty (no keys); give a recipe, e.g. "
+                              "configs/tiny_synthetic.yaml")
         if not isinstance(loaded, dict):
             raise ConfigError(f"{source}: the top level must be a mapping of keys, got {type(loaded).__name__}")
         data = loaded

@@ -5,9 +5,11 @@ Each measurement runs in its own subprocess, so its VmHWM is its own. Clips (fra
 index barcode, tracked persons) and a tiny untrained checkpoint are generated in a temporary folder.
 
     python scripts/bench_pipeline.py [--frames 60] [--persons 4] [--size 320x240] [--decoder pyav] [--device cpu]
+    python scripts/bench_pipeline.py --memory [--frames 150] [--persons 2] [--decoders decord,pyav,opencv]
 
 Targets: end-to-end wall time <= 1.15x the slower of decode-only and network-only; long-clip peak memory <= 1.1x
-the short clip's.
+the short clip's. `--memory` measures only the memory target, per decoder, with the committed demo checkpoint
+(assets/demo_checkpoint.pth) at the default batch size and a person on every frame, each run in its own process.
 """
 
 from __future__ import annotations
@@ -132,11 +134,17 @@ def main() -> None:
     p.add_argument("--decoder", default="pyav", choices=["decord", "pyav", "opencv"])
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--memory", action="store_true", help="peak memory only: short vs 10x clip, per decoder, "
+                   "demo checkpoint")
+    p.add_argument("--decoders", default="decord,pyav,opencv", help="with --memory: decoders to measure")
     p.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         kind, clip, tracks, ckpt, decoder, device, batch = args.child
         print(json.dumps(measure(kind, clip, tracks, ckpt, decoder, device, int(batch))))
+        return
+    if args.memory:
+        memory(args)
         return
     w, h = map(int, args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,6 +172,30 @@ def main() -> None:
     print(f"peak RSS short clip ({args.frames} frames): {short_mem['hwm_mb']:.0f} MB; "
           f"long clip ({10 * args.frames} frames): {e2e['hwm_mb']:.0f} MB")
     print(f"ratio peak memory long / short: {e2e['hwm_mb'] / short_mem['hwm_mb']:.3f}  (target <= 1.1)")
+
+
+def memory(args: argparse.Namespace) -> None:
+    """Peak RSS of end-to-end runs on a short clip and a 10x longer one, per decoder (the memory target)."""
+    w, h = map(int, args.size.split("x"))
+    ckpt = str(REPO / "assets" / "demo_checkpoint.pth")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clips = {}
+        for name, n in (("short", args.frames), ("long", 10 * args.frames)):
+            make_clip(tmp / f"{name}.mp4", n, (h, w))
+            make_tracks(tmp / f"{name}.json", n, args.persons, (h, w))
+            clips[name] = (str(tmp / f"{name}.mp4"), str(tmp / f"{name}.json"))
+        for decoder in args.decoders.split(","):
+            common = [ckpt, decoder, args.device, str(args.batch_size)]
+            short = child("e2e", *clips["short"], *common)
+            long = child("e2e", *clips["long"], *common)
+            rows.append((decoder, short, long))
+            print(f"{decoder:7s} peak RSS {args.frames} frames {short['hwm_mb']:6.0f} MB ({short['seconds']:.0f} s), "
+                  f"{10 * args.frames} frames {long['hwm_mb']:6.0f} MB ({long['seconds']:.0f} s): ratio "
+                  f"{long['hwm_mb'] / short['hwm_mb']:.3f}  (target <= 1.1)", flush=True)
+    print(f"clip {w}x{h} H.264, {args.persons} persons on every frame, demo checkpoint, batch {args.batch_size}, "
+          f"device {args.device}")
 
 
 if __name__ == "__main__":

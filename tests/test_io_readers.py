@@ -105,8 +105,8 @@ def test_forced_format(tmp_path):
     path = _write(tmp_path, "r.txt", [{"image_id": 0, "keypoints": _kps(1), "idx": 1}])
     assert read_tracks(path, format="coco").persons_in(0)[0].track_id is None
     assert read_tracks(path, format="alphapose").persons_in(0)[0].track_id == 1
-    with pytest.raises(InputError, match="unknown format 'mot'"):
-        read_tracks(path, format="mot")
+    with pytest.raises(InputError, match="unknown format 'motchallenge'"):
+        read_tracks(path, format="motchallenge")
 
 
 # ------------------------------------------------------------------------------------------------ frame base
@@ -136,9 +136,11 @@ def test_frame_base_explicit(tmp_path):
     ],
 )
 def test_frame_base_auto(tmp_path, caplog, numbers, num_frames, expected, reason):
-    with caplog.at_level(logging.WARNING, logger="posefix_video.io.checks"):
+    with caplog.at_level(logging.INFO, logger="posefix_video.io.checks"):
         assert _frames(tmp_path, numbers, num_frames=num_frames) == expected
     assert reason in caplog.text and "fb.csv" in caplog.text
+    certain = "smallest frame number is 0" in reason or "equals the frame count" in reason
+    assert caplog.records[-1].levelno == (logging.INFO if certain else logging.WARNING)  # a guess is a warning
 
 
 def test_frame_beyond_count(tmp_path):

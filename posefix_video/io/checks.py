@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 FRAME_BASES = ("auto", 0, 1)
 
+# No camera frame is 100 000 px wide (8K is 7680): a keypoint coordinate beyond +-MAX_COORDINATE px is a broken
+# value (1e7, 1e300), not a joint outside the frame. Such a file is refused naming the joint (docs/formats.md).
+MAX_COORDINATE = 1e5
+
 
 def read_text(path: str | os.PathLike) -> str:
     """The file's text; refuses a missing, unreadable, binary or empty (whitespace only) file."""
@@ -72,7 +76,9 @@ def number_array(path: str | os.PathLike, where: str, values: Any, count: int | 
         raise InputError(path, f"`{what}` has {len(values)} values, expected {count}{detail}", where)
     # One numpy conversion instead of a Python loop; strings, null and nested lists show up in the dtype/shape.
     arr = np.array(values)
-    if arr.ndim != 1 or arr.dtype.kind not in "iuf" and not (arr.dtype.kind == "b" and arr.size == 0):
+    # JSON true/false are not numbers, but numpy turns them into 1.0/0.0 inside a list of numbers
+    if arr.ndim != 1 or arr.dtype.kind not in "iuf" and not (arr.dtype.kind == "b" and arr.size == 0) or any(
+            type(v) is bool for v in values):  # fmt: skip
         for i, v in enumerate(values):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InputError(path, f"`{what}`[{i}] is {json.dumps(v)[:40]}, expected a number", where)
@@ -122,6 +128,8 @@ def resolve_frame_base(
         return 0
     lo, hi = min(numbers), max(numbers)
     name = os.fspath(path)
+    # a frame 0 (not 1-based) or a frame numbered the frame count (not 0-based) leaves one reading: info, not warning
+    certain = lo == 0 or (num_frames is not None and hi == num_frames)
     if lo == 0:
         base, why = 0, "the smallest frame number is 0"
     elif num_frames is not None and hi == num_frames:
@@ -133,7 +141,8 @@ def resolve_frame_base(
         )
     else:
         base, why = 0, f"a GUESS: frame numbers run {lo}..{hi}, neither starts at 0/1 nor ends at the frame count"
-    log.warning(
+    log.log(
+        logging.INFO if certain else logging.WARNING,
         "%s: frame numbers %d..%d read as %d-based (%s); pass frame_base=0 or 1 (--frame-base) if that is wrong",
         name, lo, hi, base, why,
     )  # fmt: skip
@@ -147,6 +156,29 @@ def check_frame_range(path: str | os.PathLike, where: str, frame: int, num_frame
         raise InputError(path, f"frame {frame + base} gives frame index {frame} < 0{hint}", where)
     if num_frames is not None and frame >= num_frames:
         raise InputError(path, f"frame index {frame} is beyond the video's {num_frames} frames", where)
+
+
+def check_sequence(path: str | os.PathLike, seq: PoseSequence, where: dict[int, str]) -> None:
+    """The checks every reader runs on the records it read: plausible coordinates, unique track ids per frame."""
+    check_coordinates(path, seq, where)
+    check_unique_tracks(path, seq, where)
+
+
+def check_coordinates(path: str | os.PathLike, seq: PoseSequence, where: dict[int, str]) -> None:
+    """Refuses a present keypoint with a coordinate beyond +-MAX_COORDINATE px (vectorised over all records)."""
+    records = [p for persons in seq.frames.values() for p in persons]
+    if not records:
+        return
+    keypoints = np.stack([p.keypoints for p in records])  # (P, J, 2)
+    present = np.stack([p.present for p in records])  # (P, J)
+    bad = present & (np.abs(keypoints) > MAX_COORDINATE).any(axis=-1)
+    if bad.any():
+        i, j = (int(v) for v in np.argwhere(bad)[0])
+        p = records[i]
+        x, y = p.keypoints[j]
+        raise InputError(path, f"keypoint {j} ({seq.layout.names[j]}) is at ({x:g}, {y:g}), more than "
+                         f"{MAX_COORDINATE:g} px from the frame: not a real coordinate ({int(bad.sum())} joint(s) "
+                         "like this in the file); fix or remove them (docs/formats.md)", where.get(id(p)))
 
 
 def check_unique_tracks(path: str | os.PathLike, seq: PoseSequence, where: dict[int, str]) -> None:
@@ -179,3 +211,23 @@ def make_record(
         scores = third.copy()
     return PersonRecord(frame=frame, track_id=track_id, keypoints=keypoints, scores=scores, present=present,
                         visibility=third, **fields)  # fmt: skip
+
+
+def check_box(path: str | os.PathLike, where: str, box: np.ndarray) -> np.ndarray:
+    """A person box [x, y, w, h] (finite numbers, already checked): w, h >= 0 and within +-MAX_COORDINATE px. A
+    zero-size box is kept (the initializer passes it through without a pose)."""
+    box = np.asarray(box, dtype=np.float64).reshape(4)
+    if box[2] < 0 or box[3] < 0:
+        raise InputError(path, f"box [x, y, w, h] = {[float(f'{v:g}') for v in box]} has a negative size", where)
+    if (np.abs(box) > MAX_COORDINATE).any():
+        raise InputError(path, f"box [x, y, w, h] = {[float(f'{v:g}') for v in box]} reaches more than "
+                         f"{MAX_COORDINATE:g} px from the frame: not a real box", where)
+    return box
+
+
+def box_only_record(frame: int, track_id: int | None, box: np.ndarray, score: float | None,
+                    extra: dict[str, Any] | None = None) -> PersonRecord:
+    """A person with a box [x, y, w, h] and no keypoints (every joint absent): a box-only tracker's detection, to
+    which the top-down initializer gives a pose."""
+    return PersonRecord(frame=frame, track_id=track_id, keypoints=np.zeros((17, 2)), scores=None,
+                        present=np.zeros(17, dtype=bool), box=box, person_score=score, extra=extra or {})

@@ -4,10 +4,15 @@ Both carry 17 x, y, c triplets per person, where c is a per-joint confidence (us
 `image_id` that names the frame: an int (frame number, or a PoseTrack-style id T*1e10 + video*1e4 + frame) or a
 file name whose stem is the frame number ("12.jpg", "images/x/000012.jpg"). Frame numbers go through the frame
 base rules of `checks.resolve_frame_base`; PoseTrack-style ids are 0-based by construction.
+
+COCO detection results (`image_id`, `category_id`, `bbox` [x, y, w, h], `score`, no `keypoints`) are read by the
+same reader as box-only persons (every joint absent, `box` set) for the top-down initializer; a list may mix
+entries with and without keypoints. Entries whose `category_id` is not 1 (person) are skipped and counted.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePosixPath
@@ -18,8 +23,10 @@ import numpy as np
 from posefix_video.atomic import write_json_atomic
 from posefix_video.errors import InputError
 from posefix_video.io.checks import (
+    box_only_record,
+    check_box,
     check_frame_range,
-    check_unique_tracks,
+    check_sequence,
     integer_id,
     make_record,
     number_array,
@@ -27,6 +34,8 @@ from posefix_video.io.checks import (
 )
 from posefix_video.keypoints import KeypointLayout, resolve_layout
 from posefix_video.records import PersonRecord, PoseSequence
+
+log = logging.getLogger(__name__)
 
 POSETRACK_ID_MIN = 10**10  # ids T*1e10 + video*1e4 + frame with T >= 1
 _ALPHAPOSE_K = {26: "Halpe-26", 136: "Halpe-136 / COCO-WholeBody", 133: "COCO-WholeBody", 68: "face-68",
@@ -90,6 +99,7 @@ def read_keypoint_results(
     if not isinstance(data, list):
         raise InputError(path, "expected a JSON list of person entries")
     parsed = []
+    skipped = 0  # entries of other categories (COCO detections of every class)
     for i, entry in enumerate(data):
         where = f"entry [{i}]"
         if not isinstance(entry, dict):
@@ -97,8 +107,24 @@ def read_keypoint_results(
         where = f"entry [{i}] (image_id {entry.get('image_id')!r})"
         if "image_id" not in entry:
             raise InputError(path, "entry without `image_id`", where)
+        category = entry.get("category_id", 1)
+        if category != 1:  # COCO detections of every class: persons only
+            skipped += 1
+            continue
         if "keypoints" not in entry:
-            raise InputError(path, "entry without `keypoints` (box-only entries carry no pose to refine)", where)
+            if flavor != "coco" or "bbox" not in entry:
+                raise InputError(path, "entry without `keypoints` (or, for a box-only detection, `bbox`)", where)
+            # a COCO detection (image_id, category_id, bbox, score): a box-only person
+            box = check_box(path, where, number_array(path, where, entry["bbox"], 4, "bbox"))
+            number, pt_id = frame_number(path, where, entry["image_id"])
+            raw = entry.get("track_id")
+            track_id = None if raw is None else integer_id(path, where, raw)
+            score = entry.get("score")
+            score = None if score is None else float(number_array(path, where, [score], 1, "score")[0])
+            extra = {k: v for k, v in entry.items() if k not in _COCO_OWN and k != "bbox"}
+            extra["image_id"] = entry["image_id"]
+            parsed.append((where, number, pt_id, track_id, None, score, box, extra))
+            continue
         kps = entry["keypoints"]
         if flavor == "alphapose" and isinstance(kps, list) and len(kps) != 51 and len(kps) % 3 == 0:
             k = len(kps) // 3
@@ -132,12 +158,18 @@ def read_keypoint_results(
     for where, number, pt_id, track_id, values, score, box, extra in parsed:
         frame = number if pt_id else number - base
         check_frame_range(path, where, frame, num_frames, 0 if pt_id else base)
-        record = make_record(frame, track_id, values, None, use_v_as_scores=True, box=box, person_score=score,
-                             extra=extra)  # fmt: skip
+        if values is None:
+            record = box_only_record(frame, track_id, box, score, extra)
+        else:
+            record = make_record(frame, track_id, values, None, use_v_as_scores=True, box=box, person_score=score,
+                                 extra=extra)  # fmt: skip
         seq.add(record)
         where_of[id(record)] = where
-    check_unique_tracks(path, seq, where_of)
+    check_sequence(path, seq, where_of)
     seq.meta["frame_base"] = base
+    if skipped:
+        seq.meta["skipped_categories"] = skipped
+        log.info("%s: skipped %d entries whose category_id is not 1 (person)", os.fspath(path), skipped)
     return seq
 
 

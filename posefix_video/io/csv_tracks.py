@@ -16,7 +16,7 @@ from posefix_video.atomic import atomic_open
 from posefix_video.errors import InputError
 from posefix_video.io.checks import (
     check_frame_range,
-    check_unique_tracks,
+    check_sequence,
     make_record,
     resolve_frame_base,
 )
@@ -91,7 +91,7 @@ def read_csv_tracks(
         record = make_record(frame - base, tid, values, None, use_v_as_scores=True)
         seq.add(record)
         where_of[id(record)] = where
-    check_unique_tracks(path, seq, where_of)
+    check_sequence(path, seq, where_of)
     return seq
 
 

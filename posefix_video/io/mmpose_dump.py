@@ -27,7 +27,7 @@ import numpy as np
 from posefix_video.errors import InputError
 from posefix_video.io.checks import (
     check_frame_range,
-    check_unique_tracks,
+    check_sequence,
     integer_id,
     make_record,
     number_array,
@@ -91,7 +91,8 @@ def _points(path, where: str, value: Any, what: str) -> np.ndarray:
         raise InputError(path, f"`{what}` must be a list of [x, y] points, found {type(value).__name__}", where)
     try:
         arr = np.array(value, dtype=np.float64)
-        ok = arr.ndim == 2 and np.isfinite(arr).all()
+        # true/false would become 1.0/0.0: booleans are not coordinates
+        ok = arr.ndim == 2 and np.isfinite(arr).all() and not any(type(v) is bool for p in value for v in p)
     except (ValueError, TypeError):
         ok = False
     if ok:
@@ -188,5 +189,5 @@ def read_mmpose_dump(
                              person_score=person_score, extra=extra)  # fmt: skip
         seq.add(record)
         where_of[id(record)] = where
-    check_unique_tracks(path, seq, where_of)
+    check_sequence(path, seq, where_of)
     return seq

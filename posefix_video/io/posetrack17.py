@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from posefix_video.errors import InputError
-from posefix_video.io.checks import check_unique_tracks, integer_id, number_array
+from posefix_video.io.checks import check_sequence, integer_id, number_array
 from posefix_video.keypoints import POSETRACK18
 from posefix_video.records import PersonRecord, PoseSequence
 
@@ -65,7 +65,7 @@ def read_posetrack17(path: str | os.PathLike, data: dict[str, Any]) -> PoseSeque
             where_of[id(record)] = where
     if seq.file_names and seq.file_names[0]:
         seq.name = PurePosixPath(seq.file_names[0]).parent.name or seq.name
-    check_unique_tracks(path, seq, where_of)
+    check_sequence(path, seq, where_of)
     return seq
 
 

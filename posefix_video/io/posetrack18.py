@@ -18,7 +18,7 @@ import numpy as np
 from posefix_video.atomic import write_json_atomic
 from posefix_video.errors import InputError, PosefixError
 from posefix_video.io.checks import (
-    check_unique_tracks,
+    check_sequence,
     integer_id,
     load_json,
     make_record,
@@ -132,7 +132,7 @@ def read_posetrack18(path: str | os.PathLike, data: dict[str, Any] | None = None
                              person_score=person_score, extra=extra)  # fmt: skip
         seq.add(record)
         where_of[id(record)] = where
-    check_unique_tracks(path, seq, where_of)
+    check_sequence(path, seq, where_of)
     return seq
 
 
@@ -308,8 +308,12 @@ def write_posetrack18(
     good = isinstance(cats, list) and len(cats) == 1 and isinstance(cats[0], dict)
     good = good and tuple(cats[0].get("keypoints", ())) == POSETRACK18.names
     data.update(images=images, annotations=annotations, categories=cats if good else categories_block())
+    notes = dict(seq.meta.get("notes") or {})  # a writer's own notes (refine_video: frames of a truncated video)
+    if notes:
+        data[META_KEY] = notes
     if mapping or fresh:
         data[META_KEY] = {
+            **notes,
             "track_id_map": [[src, dst] for src, dst in mapping.items()],
             "fresh_track_ids": fresh,
             "note": "track_id_map: [input track id, written track id]; fresh_track_ids: persons without an input "
@@ -335,7 +339,8 @@ def _output_images(seq: PoseSequence, path, seq_name: str | None, image_size) ->
                            f"NNNNNN_mpii|bonn|mpiinew_..., e.g. {DEFAULT_SEQ_NAME}")  # fmt: skip
     name = seq_name or seq.name
     if not is_poseval_seq_name(name):
-        log.warning("%s: sequence name %r is not poseval-parsable; image entries use %r (pass seq_name=...)",
+        log.warning("%s: sequence name %r is not poseval-parsable; image entries use %r (pass --seq-name NAME, "
+                    "or seq_name= in Python, e.g. 000001_mpiinew_test)",
                     os.fspath(path), name, DEFAULT_SEQ_NAME)  # fmt: skip
         name = DEFAULT_SEQ_NAME
     num_frames = seq.num_frames if seq.num_frames is not None else seq.last_frame + 1

@@ -11,6 +11,11 @@ confidence, `conf` the box confidence (with `save_conf=True`), `track_id` an int
 without keypoint confidences write `x y` pairs only. Ultralytics sets x = y = 0 for keypoints with confidence
 < 0.5, so a keypoint at (0, 0) is absent (its position is lost). A line with 57 values holds a track id when that
 value is an integer on every 57-value line of the folder, else a confidence.
+
+Detection models (`yolo detect track|predict ... save_txt=True`) write `cls cx cy w h [conf] [track_id]` (5-7
+values): box-only persons (class 0 only; other classes are skipped and counted), to which the top-down
+initializer gives a pose. A 6-value line ends with a track id or a confidence by the same rule as 57-value lines.
+A folder may mix pose and detection lines.
 """
 
 from __future__ import annotations
@@ -18,12 +23,19 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from posefix_video.errors import InputError
-from posefix_video.io.checks import check_frame_range, check_unique_tracks, resolve_frame_base
+from posefix_video.io.checks import (
+    box_only_record,
+    check_box,
+    check_frame_range,
+    check_sequence,
+    resolve_frame_base,
+)
 from posefix_video.keypoints import KeypointLayout, resolve_layout
 from posefix_video.records import PersonRecord, PoseSequence
 
@@ -110,15 +122,12 @@ def _parse_file(file: Path) -> list[tuple[str, int, np.ndarray]]:
         if not fields:
             continue
         where = f"line {n}"
-        if len(fields) in DETECTION_COLUMNS:
-            raise InputError(file, f"{len(fields)} columns: ultralytics detection labels (cls, box, [conf], [track "
-                             "id]) hold person boxes only; PoseFix refines poses: run a YOLO pose model (e.g. `yolo "
-                             "pose track model=yolo11n-pose.pt ... save_txt=True`)", where)  # fmt: skip
-        if len(fields) not in LINE_SHAPES:
+        if len(fields) not in LINE_SHAPES and len(fields) not in DETECTION_COLUMNS:
             raise InputError(file, f"{len(fields)} columns; an ultralytics pose line for 17 COCO keypoints has 56 "
                              "(cls, cx, cy, w, h, then x, y, conf per keypoint), 57 (+ box conf or track id) or 58 "
-                             "(+ both), or 39-41 without keypoint confidences; 17 COCO keypoints are needed "
-                             "(other keypoint counts are not supported)", where)  # fmt: skip
+                             "(+ both), or 39-41 without keypoint confidences; a detection line (boxes only) has "
+                             "5-7 (cls, cx, cy, w, h, [conf], [track id]); 17 COCO keypoints are needed (other "
+                             "keypoint counts are not supported)", where)  # fmt: skip
         try:
             values = np.array(fields, dtype=np.float64)
             bad = np.flatnonzero(~np.isfinite(values))
@@ -188,11 +197,21 @@ def read_ultralytics_txt(
         raise InputError(path, f"label files of {len(stems)} sources: {names}; put one video's files in a folder of "
                          "their own")  # fmt: skip
     video_style = next(iter(stems)) is not None
-    # A 57-value line ends with a box confidence or a track id; one decision for the whole folder.
-    ends = np.array([r[4][-1] for r in rows if LINE_SHAPES[r[3]][1] == 1])
-    single_is_id = bool(ends.size) and bool(np.all(ends == np.round(ends)))
-    if ends.size:
-        log.info("%s: 57-value lines end with a %s", os.fspath(path), "track id" if single_is_id else "confidence")
+    # A 57-value (pose) or 6-value (detection) line ends with a box confidence or a track id; one decision for the
+    # whole folder, for each kind of line.
+    single_is_id = {}
+    for kind, cols in (("pose", [c for c, (_, e) in LINE_SHAPES.items() if e == 1]), ("detection", [6])):
+        ends = np.array([r[4][-1] for r in rows if r[3] in cols])
+        single_is_id[kind] = bool(ends.size) and bool(np.all(ends == np.round(ends)))
+        if ends.size:
+            log.info("%s: %d-value lines end with a %s", os.fspath(path), cols[0],
+                     "track id" if single_is_id[kind] else "confidence")
+    # detection models label every class: persons (class 0) only
+    others = Counter(int(r[4][0]) for r in rows if r[3] in DETECTION_COLUMNS and r[4][0] != 0)
+    if others:
+        rows = [r for r in rows if not (r[3] in DETECTION_COLUMNS and r[4][0] != 0)]
+        log.info("%s: skipped %d boxes of classes other than 0 (person): %s", os.fspath(path),
+                 sum(others.values()), dict(others))
     numbers = [r[2] for r in rows]
     by_name = None
     if frame_base == "auto" and not video_style and frame_names is not None:
@@ -217,31 +236,45 @@ def read_ultralytics_txt(
     name = next(iter(stems)) if video_style else Path(path).stem
     seq = PoseSequence(name=name, layout=layout, num_frames=num_frames, source_format="ultralytics",
                        meta={"frame_base": base, "image_size": (width, height)})  # fmt: skip
+    if others:
+        seq.meta["skipped_classes"] = dict(others)
     scale = np.array([width, height])
     where_of: dict[int, str] = {}
     for f, line, number, cols, values in rows:
         where = f"{f.name}: {line}"
-        per_kp, trailing = LINE_SHAPES[cols]
         frame = number - base if by_name is None else by_name[f]
         check_frame_range(f, line, frame, num_frames, base)
+        cx, cy, bw, bh = values[1:5]
+        box = np.array([(cx - bw / 2) * width, (cy - bh / 2) * height, bw * width, bh * height])
+        if cols in DETECTION_COLUMNS:  # cls cx cy w h [conf] [track id]: a box-only person
+            tail = values[5:]
+            conf = float(tail[0]) if cols == 7 or (cols == 6 and not single_is_id["detection"]) else None
+            tid = None
+            if cols == 7 or (cols == 6 and single_is_id["detection"]):
+                if tail[-1] != round(tail[-1]):
+                    raise InputError(f, f"track id (last column) is {tail[-1]:g}, expected an integer", line)
+                tid = int(tail[-1])
+            record = box_only_record(frame, tid, check_box(f, line, box), conf)
+            seq.add(record)
+            where_of[id(record)] = where
+            continue
+        per_kp, trailing = LINE_SHAPES[cols]
         kp = values[5 : 5 + NUM_KP * per_kp].reshape(NUM_KP, per_kp)
         tail = values[5 + NUM_KP * per_kp :]
         conf = tid = None
-        if trailing == 2 or (trailing == 1 and not single_is_id):
+        if trailing == 2 or (trailing == 1 and not single_is_id["pose"]):
             conf = float(tail[0])
-        if trailing == 2 or (trailing == 1 and single_is_id):
+        if trailing == 2 or (trailing == 1 and single_is_id["pose"]):
             if tail[-1] != round(tail[-1]):
                 raise InputError(f, f"track id (last column) is {tail[-1]:g}, expected an integer", line)
             tid = int(tail[-1])
         present = ~((kp[:, 0] == 0) & (kp[:, 1] == 0))  # ultralytics zeroes x, y of low-confidence keypoints
         xy = np.where(present[:, None], kp[:, :2] * scale, 0.0)
         v = np.where(present, kp[:, 2], 0.0) if per_kp == 3 else None
-        cx, cy, bw, bh = values[1:5]
-        box = np.array([(cx - bw / 2) * width, (cy - bh / 2) * height, bw * width, bh * height])
         record = PersonRecord(frame=frame, track_id=tid, keypoints=xy, scores=v, present=present,
                               visibility=None if v is None else v.copy(), box=box, person_score=conf,
                               extra={"class": int(values[0])} if values[0] != 0 else {})  # fmt: skip
         seq.add(record)
         where_of[id(record)] = where
-    check_unique_tracks(path, seq, where_of)
+    check_sequence(path, seq, where_of)
     return seq

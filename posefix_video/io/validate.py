@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from posefix_video.io.checks import load_json
+from posefix_video.io.checks import MAX_COORDINATE, load_json
 from posefix_video.keypoints import POSETRACK18
 
 MAX_TRACK_ID = 10000
@@ -179,6 +179,7 @@ def _check_annotations(anns: list, image_ids: dict, num_names: int, kind: str, p
                 else:
                     seen[key] = j
         _check_numbers(ann.get("keypoints"), 3 * num_names, "keypoints", where, problems)
+        _check_coordinates(ann.get("keypoints"), where, problems)
         scores = ann.get("scores")
         if kind == "pred":
             if not scores:
@@ -203,6 +204,18 @@ def _check_numbers(values: Any, count: int, what: str, where: str, problems: lis
     bad = [i for i, v in enumerate(values) if not _is_number(v)]
     if bad:
         problems.append(Problem(where, f"`{what}`[{bad[0]}] is {values[bad[0]]!r}, expected a finite number"
+                                + (f" ({len(bad)} such values)" if len(bad) > 1 else "")))  # fmt: skip
+
+
+def _check_coordinates(values: Any, where: str, problems: list[Problem]) -> None:
+    """A keypoint x or y beyond +-MAX_COORDINATE px is a broken value (the readers refuse it too)."""
+    if not isinstance(values, list):
+        return
+    bad = [i for i, v in enumerate(values) if i % 3 != 2 and _is_number(v) and abs(v) > MAX_COORDINATE]
+    if bad:
+        j = bad[0] // 3
+        problems.append(Problem(where, f"keypoint {j} is at {values[3 * j:3 * j + 2]}, more than "
+                                f"{MAX_COORDINATE:g} px from any frame: not a real coordinate"
                                 + (f" ({len(bad)} such values)" if len(bad) > 1 else "")))  # fmt: skip
 
 

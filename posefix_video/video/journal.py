@@ -3,11 +3,15 @@ disk chunk by chunk, so a crash loses at most the chunk in flight and `--resume`
 
 Line 1 is a header with a hash of the inputs and the options that change the results; every further line is one
 chunk of consecutive frames [start, stop) with its refined persons. Lines are fsynced as they are written. A line
-cut short by a kill is dropped (and the file trimmed to the last whole line) when the journal is opened again.
+cut short by a kill is dropped (and the file trimmed to the last whole line) when the journal is opened again,
+wherever it is (a header cut short starts the run again). A run holds an exclusive `flock` on its journal until it
+ends, so a second run writing the same output is refused with a message instead of corrupting the first's.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import hashlib
 import json
 import logging
@@ -26,6 +30,7 @@ from posefix_video.records import PersonRecord
 log = logging.getLogger(__name__)
 
 JOURNAL_VERSION = 1
+JOURNAL_NAME = "posefix_video.video.refine_video"
 
 
 def journal_path(out: str | os.PathLike) -> Path:
@@ -115,60 +120,124 @@ class JournalChunk:
 
 
 class Journal:
-    """Writer of a run journal. Use `Journal.create` (fresh) or `Journal.resume` (continue a matching one)."""
+    """Writer of a run journal, holding an exclusive lock (flock) on it from opening to `close`/`remove`, so a
+    second run writing the same output is refused instead of corrupting it. Use `Journal.create` (fresh) or
+    `Journal.resume` (continue a matching one)."""
 
-    def __init__(self, path: Path, run_id: str, done_until: int):
+    def __init__(self, path: Path, run_id: str, done_until: int, fd: int):
         self.path = path
         self.run_id = run_id
         self.done_until = done_until
-        self._file = open(path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._fd: int | None = fd
+
+    @staticmethod
+    def _lock(path: Path) -> int:
+        """Opens (without truncating: the file may be another run's) and locks the journal, or refuses."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise PosefixError(f"{path}: another run is writing this output right now (its journal is locked); "
+                               "wait for it to finish, or choose another -o") from None
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                os.close(fd)
+                raise
+            log.warning("%s: this file system cannot lock files (%s); two runs on the same output would not be "
+                        "told apart", path, err.strerror)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     @classmethod
     def create(cls, path: str | os.PathLike, run_id: str) -> Journal:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(json.dumps({"journal": "posefix_video.video.refine_video", "version": JOURNAL_VERSION,
-                                "run": run_id}) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        return cls(path, run_id, 0)
+        fd = cls._lock(path)
+        try:
+            _start(fd, path, run_id)
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, run_id, 0, fd)
 
     @classmethod
     def resume(cls, path: str | os.PathLike, run_id: str) -> Journal:
-        """Opens an existing journal to continue it, after checking it belongs to this run.
+        """Opens an existing journal to continue it, after checking it belongs to this run. A journal cut short
+        anywhere (inside its header or its first chunk too) keeps its complete lines; an empty or half-written
+        header starts the run again.
 
         Raises:
-            PosefixError: the journal was written for other inputs or options, or is not a journal.
+            PosefixError: the journal was written for other inputs or options, is not a journal, or is locked by
+                a run in progress.
         """
         path = Path(path)
-        stop, good_bytes = 0, 0
-        for chunk, end in _scan(path, run_id):
-            stop, good_bytes = chunk.stop, end
-        if good_bytes and good_bytes < path.stat().st_size:
-            log.warning("%s: dropping an incomplete last line (the previous run was cut off while writing)", path)
-            os.truncate(path, good_bytes)
+        fd = cls._lock(path)
+        try:
+            with open(path, "rb") as f:
+                head = f.readline()
+            if not head.endswith(b"\n") and (not head or head.startswith(b'{"journal"')):
+                log.warning("%s: the journal's header was cut off (the previous run was killed as it started); "
+                            "starting again", path)
+                _start(fd, path, run_id)
+                return cls(path, run_id, 0, fd)
+            stop, good_bytes = 0, len(head)
+            for chunk, end in _scan(path, run_id):
+                stop, good_bytes = chunk.stop, end
+            if good_bytes < os.fstat(fd).st_size:
+                log.warning("%s: dropping an incomplete last line (the previous run was cut off while writing)",
+                            path)
+                os.ftruncate(fd, good_bytes)
+        except BaseException:
+            os.close(fd)
+            raise
         log.info("%s: resuming after frame %d", path, stop - 1)
-        return cls(path, run_id, stop)
+        return cls(path, run_id, stop, fd)
 
     def append(self, start: int, stop: int, records: list[PersonRecord], passed: Counter) -> None:
         """Writes one chunk and fsyncs it (chunks must follow each other without gaps)."""
         if start != self.done_until:
             raise ValueError(f"journal chunk starts at {start}, expected {self.done_until}")
+        if self._fd is None:
+            raise ValueError(f"{self.path}: the journal is closed")
         line = json.dumps({"start": start, "stop": stop, "passed": dict(passed),
                            "persons": [record_to_json(p) for p in records]}, default=_plain)
-        self._file.write(line + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        os.lseek(self._fd, 0, os.SEEK_END)
+        _write_all(self._fd, self.path, (line + "\n").encode())
         self.done_until = stop
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        """Closes the journal and releases its lock (the file stays for --resume)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def remove(self) -> None:
-        self.close()
+        """Deletes the journal (still holding the lock, so no other run can have taken it over), then closes."""
         self.path.unlink(missing_ok=True)
+        self.close()
+
+
+def _start(fd: int, path: Path, run_id: str) -> None:
+    """Empties the (locked) journal and writes its header."""
+    os.ftruncate(fd, 0)
+    header = {"journal": JOURNAL_NAME, "version": JOURNAL_VERSION, "run": run_id}
+    _write_all(fd, path, (json.dumps(header) + "\n").encode())
+
+
+def _write_all(fd: int, path: Path, data: bytes) -> None:
+    """Writes and fsyncs `data`; an OS error (a full disk) names the journal."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError as err:
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, os.fspath(path)) from None
+        raise
 
 
 def _scan(path: Path, run_id: str) -> Iterator[tuple[JournalChunk, int]]:
@@ -179,12 +248,13 @@ def _scan(path: Path, run_id: str) -> Iterator[tuple[JournalChunk, int]]:
             header = json.loads(head)
         except ValueError:
             header = None
-        if not isinstance(header, dict) or header.get("journal") != "posefix_video.video.refine_video":
+        if not isinstance(header, dict) or header.get("journal") != JOURNAL_NAME:
             raise PosefixError(f"{path}: not a posefix refine_video journal; delete it or choose another output")
         if header.get("run") != run_id:
             raise PosefixError(f"{path}: this journal was written for other inputs or options (video, tracks, "
-                               "checkpoint, format, frame base, layout, flip, decoder changed); run without "
-                               "--resume to start again, or restore the original inputs")
+                               "checkpoint, format, frame base, layout, flip, precision, decoder, batch size, "
+                               "chunk frames, ... changed); run without --resume to start again, or restore the "
+                               "original inputs and options")
         offset = len(head)
         expected = 0
         for line in f:
@@ -194,6 +264,8 @@ def _scan(path: Path, run_id: str) -> Iterator[tuple[JournalChunk, int]]:
                 d = json.loads(line)
             except ValueError:
                 return
+            if not isinstance(d, dict) or not all(k in d for k in ("start", "stop", "passed", "persons")):
+                return  # a damaged line: the chunks before it are kept
             if d["start"] != expected:
                 raise PosefixError(f"{path}: chunk at byte {offset} starts at frame {d['start']}, expected "
                                    f"{expected}; the journal is damaged, run without --resume")

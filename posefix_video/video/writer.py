@@ -107,3 +107,28 @@ def assemble_output(seq: PoseSequence, jpath: Path, run_id: str, decoded: int) -
     if covered != decoded:
         raise RuntimeError(f"{jpath}: journal covers {covered} frames, {decoded} decoded")
     return result
+
+
+KEYPOINT_DECIMALS = 2  # refined coordinates are written to 0.01 px, far below any annotation's precision
+
+
+def round_refined(result: PoseSequence, given: PoseSequence, decimals: int = KEYPOINT_DECIMALS) -> int:
+    """Rounds, in place, the joints of `result` that differ from the pose given for that person (refined,
+    smoothed, initialised) to `decimals` places; joints left as given keep their exact input value. A person is
+    matched to its input by track id, untracked persons by their order in the frame; a person with no input
+    (a gap fill) has every present joint rounded. Returns the number of joints rounded."""
+    rounded = 0
+    for frame, persons in result.frames.items():
+        before = given.frames.get(frame, [])
+        by_id = {p.track_id: p for p in before if p.track_id is not None}
+        untracked = iter([p for p in before if p.track_id is None])
+        for p in persons:
+            src = by_id.get(p.track_id) if p.track_id is not None else next(untracked, None)
+            if src is None or src.keypoints.shape != p.keypoints.shape:
+                changed = p.present.copy()
+            else:
+                changed = p.present & (p.keypoints != src.keypoints).any(-1)
+            if changed.any():
+                p.keypoints = np.where(changed[:, None], np.round(p.keypoints, decimals), p.keypoints)
+                rounded += int(changed.sum())
+    return rounded
