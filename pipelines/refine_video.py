@@ -1,6 +1,6 @@
 """Refine the poses of any tracker's output on a video with PoseFix and write PoseTrack 2018 JSON.
 
-    python -m pipelines.refine_video clip.mp4 tracks.json --checkpoint posefix.pt [-o refined.json]
+    python -m pipelines.refine_video clip.mp4 tracks.json [--checkpoint posefix.pth|NAME] [-o refined.json]
 
 See docs/refine_video.md for every option, input orientation, frame bases, resume, rendering and smoothing.
 """
@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from posefix_video.errors import PosefixError
+from posefix_video.cli import run_cli
 from posefix_video.video.decoders import DECODERS
 from posefix_video.video.smoothing import SMOOTHERS
 
@@ -29,8 +29,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("tracks", help="tracker output: PoseTrack18/17 JSON, COCO keypoint results, AlphaPose JSON, "
                    "mmpose prediction dump, CSV, or an ultralytics YOLO-pose labels folder; in the displayed "
                    "orientation of the video (what a player shows), or see --tracks-orientation")
-    p.add_argument("--checkpoint", required=True, help="posefix checkpoint (.pt); its keypoint layout must match "
-                   "the tracks'")
+    p.add_argument("--checkpoint", default=None, help="posefix checkpoint file (.pth) or the name of an installed "
+                   "model (python -m pipelines.models); its keypoint layout must match the tracks'. Default: the "
+                   "installed model for the tracks' layout (docs/importing.md)")
+    p.add_argument("--initializer", default=None, metavar="CKPT_OR_NAME", help="top-down pose network (a "
+                   "SimpleBaseline imported with pipelines.import_weights, or one we trained) that gives persons "
+                   "with a box and no pose (box-only trackers: MOT txt, COCO detections, ultralytics detect labels) "
+                   "an initial pose, which PoseFix then refines. Without it such persons pass through with no joint")
+    p.add_argument("--no-refine", action="store_true", help="stop after the initializer: write its poses as they "
+                   "are (no PoseFix checkpoint needed)")
     p.add_argument("-o", "--out", default=None, help="output PoseTrack18 JSON (default: <tracks_stem>_refined.json "
                    "beside the tracks file; the tracks file is never overwritten)")
     p.add_argument("--format", default="auto", help="tracks format: auto, posetrack18, posetrack17, coco, "
@@ -48,8 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "accurate)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="network precision "
                    "(auto: bf16 on CUDA, fp32 on CPU)")
-    p.add_argument("--decoder", default="decord", choices=DECODERS, help="video decoder; all three return the "
-                   "same pixels in the displayed orientation. pyav uses the least memory")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"], help="network backend: "
+                   "auto = ONNX Runtime on the CPU when installed (3-4x faster there), torch on CUDA; an .onnx "
+                   "--checkpoint runs with ONNX Runtime (docs/model.md#onnx-runtime)")
+    p.add_argument("--decoder", default="pyav", choices=DECODERS, help="video decoder; all three return the "
+                   "same pixels in the displayed orientation. pyav (default) keeps memory flat on long videos; "
+                   "decord reads ahead without bound (docs/refine_video.md)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of a frame folder for --render (default "
                    "25); video files use their container's exact rate")
     p.add_argument("--render", default=None, metavar="OUT.mp4", help="also write an H.264 video with the input "
@@ -74,7 +85,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log details (format and frame base detection, "
                    "chunking)")
+    add_output_arguments(p)
     return p
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """What is written per joint and person (issue 18; docs/refine_video.md#what-is-written); shared with
+    pipelines.refine_posetrack."""
+    from posefix_video.net.safeguard import DEFAULT_FILL_JOINTS, DEFAULT_SCORES, SCORE_MODES
+    from posefix_video.video.refine_video import FILL_MIN_CONFIDENCE
+
+    p.add_argument("--no-safeguard", action="store_true", help="write the network's answer for every joint, even "
+                   "where it is unsure (default: keep the input joint there; net/safeguard.py)")
+    p.add_argument("--fill-joints", action=argparse.BooleanOptionalAction, default=DEFAULT_FILL_JOINTS,
+                   help="write the network's answer for joints the input lacked, its confidence as score")
+    p.add_argument("--scores", default=DEFAULT_SCORES, choices=SCORE_MODES, help="per-joint scores written: the "
+                   "input's, the network confidence (refined), or their product")
+    p.add_argument("--fill-gaps", type=int, default=0, metavar="N", help="a track missing for up to N frames "
+                   "between two frames where it is present gets an interpolated pose refined on the frame, written "
+                   "(with \"posefix_filled\": true) when its confidence reaches --fill-min-confidence")
+    p.add_argument("--fill-min-confidence", type=float, default=FILL_MIN_CONFIDENCE, help="mean network "
+                   "confidence a gap fill needs to be written")
+
+
+def output_options(args: argparse.Namespace) -> dict:
+    """refine_video keyword arguments of add_output_arguments."""
+    return {"safeguard": not args.no_safeguard, "fill_joints": args.fill_joints, "scores": args.scores,
+            "fill_gaps": args.fill_gaps, "fill_min_confidence": args.fill_min_confidence}
 
 
 def smooth_params(args: argparse.Namespace):
@@ -91,20 +128,32 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    return run_cli(lambda: _run(args), interrupted_hint=lambda: resume_hint(args.out, args.tracks))
+
+
+def resume_hint(out: str | None, tracks: str) -> str:
+    """What to tell a user who pressed Ctrl-C: where the refined frames are kept and how to continue."""
+    from posefix_video.video.journal import journal_path
+    from posefix_video.video.refine_video import default_output
+
+    journal = journal_path(out if out is not None else default_output(tracks))
+    if not journal.exists():
+        return "nothing was refined yet; run the command again"
+    return f"the refined frames are kept in {journal}; run the same command with --resume to continue"
+
+
+def _run(args: argparse.Namespace) -> int:
     from posefix_video.video.refine_video import refine_video
 
-    try:
-        summary = refine_video(
-            args.video, args.tracks, args.checkpoint, args.out,
-            format=args.format, frame_base=args.frame_base if args.frame_base == "auto" else int(args.frame_base),
-            layout=args.layout, batch_size=args.batch_size, chunk_frames_max=args.chunk_frames, device=args.device,
-            flip_test=not args.no_flip, precision=args.precision, decoder=args.decoder, fps=args.fps,
-            render=args.render, smooth=args.smooth, smooth_params=smooth_params(args), resume=args.resume,
-            tracks_orientation=args.tracks_orientation, seq_name=args.seq_name, progress=not args.no_progress,
-        )  # fmt: skip
-    except PosefixError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    summary = refine_video(
+        args.video, args.tracks, args.checkpoint, args.out,
+        format=args.format, frame_base=args.frame_base if args.frame_base == "auto" else int(args.frame_base),
+        layout=args.layout, batch_size=args.batch_size, chunk_frames_max=args.chunk_frames, device=args.device,
+        flip_test=not args.no_flip, precision=args.precision, backend=args.backend, decoder=args.decoder, fps=args.fps,
+        render=args.render, smooth=args.smooth, smooth_params=smooth_params(args), resume=args.resume,
+        tracks_orientation=args.tracks_orientation, seq_name=args.seq_name, progress=not args.no_progress,
+        initializer=args.initializer, refine=not args.no_refine, **output_options(args),
+    )  # fmt: skip
     print(summary, file=sys.stderr)
     return 0
 

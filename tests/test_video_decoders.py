@@ -46,6 +46,24 @@ def test_rotated_pixels_agree_across_decoders(shared_data):
     assert np.abs(first["pyav"].astype(int) - first["decord"]).mean() < 1.0
 
 
+@pytest.mark.parametrize("name", ["synthetic/h264_bframes_in_avi_640x360_300f.avi",
+                                  "synthetic/vfr_h264_640x360_300f.mp4",
+                                  "synthetic/rot90_displaymatrix_320x180_30f.mp4",
+                                  "mmpose_demo_street_960x540_5f.mp4"])
+def test_every_frame_pixel_identical_across_decoders(shared_data, name):
+    # the backends are interchangeable (the default can be any of them): same frame count, same pixels on every
+    # frame, B-frames in AVI, VFR and display-matrix rotation included
+    path = shared_data / "video" / name
+    readers = [open_frames(path, decoder=d).frames() for d in DECODERS]
+    count = 0
+    for frames in zip(*readers, strict=True):
+        for decoder, frame in zip(DECODERS[1:], frames[1:], strict=True):
+            assert frame.shape == frames[0].shape and np.array_equal(frame, frames[0]), (decoder, count)
+        count += 1
+    assert count == {"mmpose_demo_street_960x540_5f.mp4": 5, "synthetic/rot90_displaymatrix_320x180_30f.mp4": 30}.get(
+        name, 300)
+
+
 def test_info_of_real_clip(shared_data):
     reader = open_frames(shared_data / "video" / "mmpose_demo_street_960x540_5f.mp4")
     assert reader.info.fps == Fraction(5) and reader.info.size == (540, 960) and reader.info.header_frames == 5

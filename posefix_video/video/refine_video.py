@@ -24,19 +24,26 @@ from typing import Any
 
 import numpy as np
 
+from posefix_video.cli import check_device, check_outputs
 from posefix_video.errors import CheckpointError, InputError, PosefixError
 from posefix_video.io.ultralytics_txt import labels_source
+from posefix_video.net.safeguard import DEFAULT_FILL_JOINTS, DEFAULT_SAFEGUARD, DEFAULT_SCORES, SCORE_MODES
 from posefix_video.records import PersonRecord, PoseSequence
-from posefix_video.video.decoders import open_frames
+from posefix_video.video.decoders import open_frames, truncation_warning
+from posefix_video.video.gaps import drop_weak_fills, gap_records, with_records
+from posefix_video.video.initial_poses import PoseStage, adopt_layout, load_initializer
 from posefix_video.video.journal import Journal, file_fingerprint, journal_path, read_journal, run_hash
 from posefix_video.video.orientation import orientation_warnings, results_to_coded, tracks_to_displayed
 from posefix_video.video.reader import FrameReader
-from posefix_video.video.stream import FrameStream, chunk_frames
-from posefix_video.video.writer import ChunkWriter, assemble_output, previous_chunks
+from posefix_video.video.stream import FrameStream, check_chunking, chunk_frames
+from posefix_video.video.writer import ChunkWriter, assemble_output, previous_chunks, round_refined
 
 log = logging.getLogger(__name__)
 
 TRACKS_ORIENTATIONS = ("displayed", "coded")
+# gap fills whose mean network confidence is under this are not written (docs/benchmarks.md, issue 18)
+FILL_MIN_CONFIDENCE = 0.3
+POST_DEFAULTS = {"safeguard": DEFAULT_SAFEGUARD, "fill_joints": DEFAULT_FILL_JOINTS, "scores": DEFAULT_SCORES}
 
 
 @dataclass
@@ -47,12 +54,15 @@ class Summary:
         output: the refined PoseTrack18 file.
         frames: frames decoded (= frames listed in the output).
         persons: persons in the output (= persons in the input).
-        refined: persons the network refined.
+        refined: persons the network refined (gap fills included).
         passed_through: reason -> persons passed through unchanged.
         resumed_frames: frames taken from an earlier run's journal.
         seconds: wall time of the run.
         render: the overlay video, if one was written.
         warnings: things the user should know (orientation, frame-count notes).
+        frames_promised: the container's frame count when fewer frames decoded (a truncated video), else None.
+        filled: gap fills written (persons the tracker lost, `fill_gaps`; extra "posefix_filled": true).
+        fill_rejected: gap fills not written (network confidence under the threshold).
     """
 
     output: Path
@@ -64,6 +74,9 @@ class Summary:
     seconds: float
     render: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    filled: int = 0
+    fill_rejected: int = 0
+    frames_promised: int | None = None
 
     def __str__(self) -> str:
         passed = sum(self.passed_through.values())
@@ -71,10 +84,13 @@ class Summary:
         lines = [
             f"output: {self.output}",
             f"frames: {self.frames}" + (f" ({self.resumed_frames} from the journal of an earlier run)"
-                                        if self.resumed_frames else ""),
+                                        if self.resumed_frames else "")
+            + (f" of {self.frames_promised} promised: the video is truncated" if self.frames_promised else ""),
             f"persons: {self.persons} (refined {self.refined}, passed through {passed}; reasons: {reasons})",
             f"time: {self.seconds:.1f} s ({self.frames / max(self.seconds, 1e-9):.1f} frames/s)",
         ]
+        if self.filled or self.fill_rejected:
+            lines.append(f"gap fills: {self.filled} written ({self.fill_rejected} under the confidence threshold)")
         if self.render:
             lines.append(f"render: {self.render}")
         lines += [f"warning: {w}" for w in self.warnings]
@@ -88,8 +104,9 @@ def default_output(tracks: str | os.PathLike) -> Path:
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when a GPU is visible, else "cpu"."""
+    """"auto" -> "cuda" when a GPU is visible, else "cpu"; a CUDA device this torch cannot use is refused."""
     if device != "auto":
+        check_device(device)
         return device
     import torch
 
@@ -97,15 +114,29 @@ def resolve_device(device: str) -> str:
 
 
 def load_refiner(checkpoint: str | os.PathLike, device: str = "auto", flip_test: bool = True,
-                 precision: str = "auto", batch_size: int = 64) -> Any:
-    """A `Refiner` from a checkpoint file (checked to exist first, so the message names it). Its forward batch
-    holds `batch_size` persons (twice the crops with the flip test), so one chunk is one forward pass."""
-    if not Path(checkpoint).is_file():
-        raise CheckpointError(f"{os.fspath(checkpoint)}: no such checkpoint file")
+                 precision: str = "auto", batch_size: int = 64, backend: str = "auto",
+                 official_test: bool = False) -> Any:
+    """A `Refiner` from a checkpoint file or the name of an installed model (net/model_store.py; resolved first,
+    so the message names it). Its forward batch holds `batch_size` persons (twice the crops with the flip test),
+    so one chunk is one forward pass. backend: "torch", "onnxruntime" or "auto" (ONNX Runtime on the CPU when
+    installed, torch on CUDA; net/onnx_backend.py); an exported .onnx file runs with ONNX Runtime."""
+    from posefix_video.net.model_store import resolve_checkpoint
     from posefix_video.net.refiner import Refiner
 
+    checkpoint = resolve_checkpoint(checkpoint)
+
+    forward_batch = max(2, batch_size * (2 if flip_test else 1))
+    if Path(checkpoint).suffix.lower() == ".onnx":
+        if backend == "torch":
+            raise PosefixError(f"{os.fspath(checkpoint)}: an ONNX export runs with --backend onnxruntime (or auto)")
+        if official_test:
+            raise PosefixError(f"{os.fspath(checkpoint)}: the official test rules need the checkpoint (.pth), "
+                               "not an ONNX export")
+        return Refiner.from_onnx(checkpoint, device=resolve_device(device), flip_test=flip_test,
+                                 batch_size=forward_batch)
     return Refiner.from_checkpoint(checkpoint, device=resolve_device(device), flip_test=flip_test,
-                                   precision=precision, batch_size=max(2, batch_size * (2 if flip_test else 1)))
+                                   precision=precision, batch_size=forward_batch, backend=backend,
+                                   official_test=official_test)
 
 
 def read_input_tracks(tracks: Path, reader: FrameReader, format: str, frame_base: int | str,
@@ -144,7 +175,7 @@ def refine_video(
     device: str = "auto",
     flip_test: bool = True,
     precision: str = "auto",
-    decoder: str = "decord",
+    decoder: str = "pyav",
     fps: float | Fraction | None = None,
     render: str | os.PathLike | None = None,
     smooth: str = "none",
@@ -156,6 +187,14 @@ def refine_video(
     progress: bool = False,
     refiner: Any = None,
     on_chunk: Callable[[int], None] | None = None,
+    backend: str = "auto",
+    safeguard: bool = True,
+    fill_joints: bool = DEFAULT_FILL_JOINTS,
+    scores: str = DEFAULT_SCORES,
+    fill_gaps: int = 0,
+    fill_min_confidence: float = FILL_MIN_CONFIDENCE,
+    initializer: Any = None,
+    refine: bool = True,
 ) -> Summary:
     """Refines every person of `tracks` on the frames of `video` and writes PoseTrack 2018 JSON to `out`.
 
@@ -163,7 +202,8 @@ def refine_video(
         video: a video file, or a folder of numbered frames (000000.jpg, ...).
         tracks: the tracker's output (any format `posefix_video.io.read_tracks` reads), in the displayed
             orientation of the video (or the coded one, see `tracks_orientation`).
-        checkpoint: a posefix checkpoint (not needed when `refiner` is given).
+        checkpoint: a posefix checkpoint file or installed model name; None: the installed model that fits the
+            tracks' layout (net/model_store.py default_model). Not needed when `refiner` is given.
         out: output file; default `<tracks_stem>_refined.json` beside the tracks. Never the tracks file itself.
         format, frame_base, layout: passed to `read_tracks` (frame_base "auto", 0 or 1).
         batch_size: persons per refiner call to aim for; crops of consecutive frames fill one batch.
@@ -185,6 +225,16 @@ def refine_video(
         progress: show a tqdm progress bar on stderr.
         refiner: an already built refiner (reused across videos by `refine_posetrack`).
         on_chunk: called with the number of chunks journaled so far, after each one (progress hooks, tests).
+        backend: network backend when a checkpoint is loaded: "torch", "onnxruntime" or "auto" (ONNX Runtime on
+            the CPU when installed, torch on CUDA).
+        safeguard: keep the input joint where the network is unsure (net/safeguard.py DEFAULT_SAFEGUARD).
+        fill_joints: write the network's answer for joints the input lacked, its confidence as score.
+        scores: per-joint scores written: "input" (the tracker's), "refined" (network confidence), "product".
+        fill_gaps: persons missing from their track for up to this many frames get an interpolated input pose
+            refined on the frame (video/gaps.py); written when their mean confidence reaches
+            `fill_min_confidence`, marked `"posefix_filled": true`.
+        initializer, refine: a top-down checkpoint (file or installed name) or `TopDownEstimator` that poses the
+            persons with a box and no pose before refinement; refine=False stops after it (video/initial_poses.py).
 
     Returns:
         A `Summary`.
@@ -199,19 +249,34 @@ def refine_video(
                            f"got {tracks_orientation!r}")
     video, tracks = Path(video), Path(tracks)
     out = Path(out) if out is not None else default_output(tracks)
-    if tracks.exists() and out.resolve() == tracks.resolve():
-        raise PosefixError(f"{out}: the output would overwrite the tracks file; choose another -o")
-    if render is not None and Path(render).resolve() == video.resolve():
-        raise PosefixError(f"{render}: the render would overwrite the input video; choose another path")
+    check_chunking(batch_size, chunk_frames_max)
+    check_outputs(inputs=[video, tracks, checkpoint], outputs={"-o": out, "--render": render})
+    if refiner is None:
+        resolve_device(device)  # a CUDA device this torch cannot use: refused before any work
     if not video.exists():
         raise InputError(video, "no such video file or frame folder")
     reader = open_frames(video, decoder=decoder, fps=fps)
-    if refiner is None:
-        if checkpoint is None:
-            raise PosefixError("a checkpoint is needed (--checkpoint)")
+    if initializer is not None and not hasattr(initializer, "estimate_records"):  # a file or an installed name
+        initializer = load_initializer(initializer, device=device, flip_test=flip_test, batch_size=batch_size)
+    init_source = getattr(initializer, "source", None)  # the checkpoint file, for the journal's run id
+    if refine and refiner is None and checkpoint is not None:
+        from posefix_video.net.model_store import resolve_checkpoint
+
+        checkpoint = resolve_checkpoint(checkpoint)  # a file, or the name of an installed model
         refiner = load_refiner(checkpoint, device=device, flip_test=flip_test, precision=precision,
-                               batch_size=batch_size)
+                               batch_size=batch_size, backend=backend)
     seq = read_input_tracks(tracks, reader, format, frame_base, layout, tracks_orientation)
+    if initializer is not None:
+        seq = adopt_layout(seq, initializer.layout)  # box-only input: the networks' layout
+    if refine and refiner is None:  # no checkpoint given: the installed model for the tracks' layout (known only now)
+        from posefix_video.net.model_store import resolve_model
+
+        checkpoint = resolve_model(None, seq.layout.name)
+        log.info("no checkpoint given: using the installed %s model %s", seq.layout.name, checkpoint)
+        refiner = load_refiner(checkpoint, device=device, flip_test=flip_test, precision=precision,
+                               batch_size=batch_size, backend=backend)
+    # box-only persons: initial poses from the initializer first, then PoseFix (or the initializer alone)
+    refiner = PoseStage(refiner=refiner if refine else None, initializer=initializer)
     if seq.layout.name != refiner.layout.name:
         raise CheckpointError(f"{checkpoint or 'refiner'}: the checkpoint refines {refiner.layout.name} poses but "
                               f"{tracks} holds {seq.layout.name} poses; use a {seq.layout.name} checkpoint, or "
@@ -220,7 +285,16 @@ def refine_video(
     # tracks in the coded frame are refined in displayed pixels (the decoders' frames) and mapped back at the end
     rotation = reader.info.rotation if tracks_orientation == "coded" else 0
     out_hw = reader.info.coded_size if tracks_orientation == "coded" else reader.info.size
+    if scores not in SCORE_MODES:
+        raise PosefixError(f"scores must be one of {', '.join(SCORE_MODES)}, got {scores!r}")
+    if isinstance(fill_gaps, bool) or not isinstance(fill_gaps, int) or fill_gaps < 0:
+        raise PosefixError(f"--fill-gaps {fill_gaps}: must be a whole number >= 0")
+    inputs = seq
+    seq = with_records(seq, gap_records(seq, fill_gaps))  # the inputs plus gap fills (none when fill_gaps is 0)
     shown = tracks_to_displayed(seq, rotation, reader.info.coded_size) if rotation else seq
+    # refine_records options, only where they differ from its defaults (the same measured defaults as here)
+    post = {k: v for k, v in (("safeguard", DEFAULT_SAFEGUARD if safeguard else None), ("fill_joints", fill_joints),
+                              ("scores", scores)) if v != POST_DEFAULTS[k]}
 
     run_id = run_hash({
         "video": file_fingerprint(video),
@@ -229,6 +303,12 @@ def refine_video(
         "format": format, "frame_base": frame_base, "layout": layout, "decoder": decoder,
         "flip_test": getattr(refiner, "flip_test", flip_test), "precision": precision,
         "tracks_orientation": tracks_orientation,
+        # the network's numbers depend on how persons are batched (up to 0.015 px on CPU, docs/refine_video.md)
+        "batch_size": batch_size, "chunk_frames": chunk_frames_max,
+        "safeguard": repr(DEFAULT_SAFEGUARD if safeguard else None), "fill_joints": fill_joints, "scores": scores,
+        "fill_gaps": fill_gaps, "fill_min_confidence": fill_min_confidence,
+        "initializer": file_fingerprint(init_source) if init_source is not None else type(initializer).__name__,
+        "refine": refine,
     })
     jpath = journal_path(out)
     if resume and jpath.exists():
@@ -250,22 +330,28 @@ def refine_video(
     try:
         decoded, passed, refined_count = _run(
             reader, shown, refiner, journal, encoder, previous, done_until, batch_size, chunk_frames_max,
-            queue_frames, progress, on_chunk,
-        )
-        journal.close()
+            queue_frames, progress, on_chunk, post,
+        )  # the journal stays open (and locked) until the output is written
         _check_frame_count(seq, decoded, tracks, video)
+        promised = truncation_warning(reader, decoded, warnings)
         result = assemble_output(seq, jpath, run_id, decoded)
         if rotation:
             result = results_to_coded(result, seq, shown, rotation, reader.info.coded_size)
+        if result.num_persons != seq.num_persons:
+            raise RuntimeError(f"{result.num_persons} persons in the output, {seq.num_persons} refined")
+        result, filled, fill_rejected = drop_weak_fills(result, fill_min_confidence)
         if smooth != "none":
             from posefix_video.video.smoothing import smooth_sequence
 
             n = smooth_sequence(result, smooth, smooth_params)
             log.info("smoothed %d records with %s", n, smooth)
-        if result.num_persons != seq.num_persons:
-            raise RuntimeError(f"{result.num_persons} persons in the output, {seq.num_persons} in the input")
+        if result.num_persons != inputs.num_persons + filled:
+            raise RuntimeError(f"{result.num_persons} persons in the output, {inputs.num_persons} in the input")
         from posefix_video.io import write_posetrack18
 
+        round_refined(result, seq)
+        if promised is not None:  # a truncated video: said in the output's "posefix" notes too
+            result.meta = dict(result.meta, notes={"frames_decoded": decoded, "frames_promised": promised})
         write_posetrack18(result, out, seq_name=seq_name, convert_coco=True,
                           image_size=(out_hw[1], out_hw[0]))
     except PosefixError:
@@ -285,18 +371,21 @@ def refine_video(
     return Summary(
         output=out,
         frames=decoded,
-        persons=seq.num_persons,
+        persons=inputs.num_persons,
         refined=refined_count,
         passed_through=dict(passed),
         resumed_frames=min(done_until, decoded),
         seconds=time.perf_counter() - t0,
         render=Path(render) if render is not None else None,
         warnings=warnings,
+        frames_promised=promised,
+        filled=filled,
+        fill_rejected=fill_rejected,
     )
 
 
 def _run(reader, seq, refiner, journal, encoder, previous, done_until, batch_size, chunk_frames_max,
-         queue_frames, progress, on_chunk) -> tuple[int, Counter, int]:
+         queue_frames, progress, on_chunk, post) -> tuple[int, Counter, int]:
     """The streaming loop. Returns (frames decoded, pass-through counts, persons refined) of the whole run,
     including journaled chunks of an earlier run."""
     import torch
@@ -331,7 +420,7 @@ def _run(reader, seq, refiner, journal, encoder, previous, done_until, batch_siz
                     frames = torch.from_numpy(np.stack(chunk.frames))
                     if pin:
                         frames = frames.pin_memory()
-                    out_records, counts = refiner.refine_records(frames, records, frame_offset=chunk.start)
+                    out_records, counts = refiner.refine_records(frames, records, frame_offset=chunk.start, **post)
                     out_records = list(out_records)
                     if len(out_records) != len(records):
                         raise RuntimeError(f"the refiner returned {len(out_records)} records for {len(records)}")
