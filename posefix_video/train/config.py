@@ -40,6 +40,9 @@ class DataConfig:
         flip_prob: probability of a horizontal flip.
         image_bank: folder of a decode-once image bank of the train and val images (`python -m
             pipelines.build_image_bank`; docs/training_data.md); empty: decode each sample's JPEG.
+        blank_inputs: probability per training person that input joints are blanked as trackers blank them
+            (confidence, whole limbs, random; augment.blank_like_trackers). 0: the reference's synthesis.
+        low_res: probability per training crop of the low-resolution augmentation (persons 30-100 px tall).
     """
 
     kind: Literal["coco", "posetrack"] = "coco"
@@ -56,13 +59,15 @@ class DataConfig:
     rotation_prob: float = 0.6
     flip_prob: float = 0.5
     image_bank: str = ""
+    blank_inputs: float = 0.0
+    low_res: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"data.batch_size must be at least 1, got {self.batch_size}")
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
-        for name in ("rotation_prob", "flip_prob"):
+        for name in ("rotation_prob", "flip_prob", "blank_inputs", "low_res"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"data.{name} must lie in [0, 1], got {p}")
@@ -116,6 +121,26 @@ class ScheduleConfig:
             raise ConfigError(f"schedule.epochs must be at least 1, got {self.epochs}")
         if list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"schedule.milestones must be increasing, got {list(self.milestones)}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """The training loss (train/losses.py `build_criterion`).
+
+    Attributes:
+        kind: "auto" (PoseFix's loss for a PoseFix model, `heatmap_mse` for a top-down one: model.pose_input
+            false), "posefix" (softmax cross-entropy + L1 on soft-argmax coordinates) or "heatmap_mse" (Simple
+            Baselines: MSE against Gaussian target heatmaps; decoded by argmax + quarter-cell shift).
+            docs/training.md gives the measurement behind the top-down default.
+        target_sigma: sigma in output cells of the `heatmap_mse` targets (2 as Simple Baselines).
+    """
+
+    kind: Literal["auto", "posefix", "heatmap_mse"] = "auto"
+    target_sigma: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.target_sigma <= 0:
+            raise ConfigError(f"loss.target_sigma must be positive, got {self.target_sigma}")
 
 
 @dataclass(frozen=True)
@@ -186,6 +211,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     init: InitConfig = field(default_factory=InitConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -195,6 +221,16 @@ class TrainConfig:
                 f"schedule.milestones {list(self.schedule.milestones)} must lie below schedule.epochs "
                 f"{self.schedule.epochs}"
             )
+        if self.model.pose_input and self.loss.kind == "heatmap_mse":
+            raise ConfigError("loss.kind heatmap_mse is for top-down models (model.pose_input: false); PoseFix "
+                              "models train with loss.kind posefix (or auto)")
+
+    @property
+    def loss_kind(self) -> str:
+        """The loss actually used ("auto" resolved by model.pose_input)."""
+        if self.loss.kind != "auto":
+            return self.loss.kind
+        return "posefix" if self.model.pose_input else "heatmap_mse"
 
 
 def load_train_config(path: str | os.PathLike | None, overrides: list[str] | None = None) -> TrainConfig:

@@ -1,4 +1,5 @@
-"""PoseFix training losses: heatmap cross-entropy against a bilinear one-hot target plus L1 on soft-argmax coordinates.
+"""Training losses: PoseFix's (heatmap cross-entropy against a bilinear one-hot target plus L1 on soft-argmax
+coordinates) and Simple Baselines' (MSE against Gaussian target heatmaps) for top-down estimators.
 
 Conventions (docs/architecture.md): output maps are (h, w) = (H/4, W/4) of the crop; cell i <-> crop pixel 4*i; the
 soft-argmax is the expectation of the integer cell indices under the softmax over all h*w cells of a joint.
@@ -15,7 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from posefix_video.net.heatmaps import bilinear_target, soft_argmax
+from posefix_video.net.heatmaps import bilinear_target, render_gaussians, soft_argmax
+
+LOSS_KINDS = ("posefix", "heatmap_mse")
 
 
 class PoseFixLoss(nn.Module):
@@ -61,6 +64,56 @@ class PoseFixLoss(nn.Module):
 
         loss = self.heatmap_weight * heatmap + self.coord_weight * coord
         return {"loss": loss, "heatmap": heatmap, "coord": coord, "pred_cells": pred.detach()}
+
+
+class HeatmapMSELoss(nn.Module):
+    """Simple Baselines' loss: MSE between the output maps and Gaussian target heatmaps, weighted per joint.
+
+    Targets are unnormalised Gaussians (peak 1, `target_sigma` cells) centred on the true point on the output
+    grid. The reference rounds the centre to the nearest cell; we keep the sub-cell position (`render_gaussians`),
+    so the argmax + quarter-cell decoder is not biased by the rounding on small grids. The loss is
+    0.5 * mean over (B, J, h, w) of (w_j * (pred - target))^2 with w_j the joint's validity (the reference's
+    `JointsMSELoss(use_target_weight=True)`: visible-or-occluded labels weigh 1, unlabeled 0).
+
+    Args:
+        joint_mask: (J,) bool, False for slots the layout never labels; None: all slots used.
+        target_sigma: Gaussian sigma in output cells (2 in Simple Baselines at 64x48 and 96x72).
+    """
+
+    def __init__(self, *, joint_mask: torch.Tensor | None = None, target_sigma: float = 2.0):
+        super().__init__()
+        self.register_buffer("joint_mask", None if joint_mask is None else joint_mask.float(), persistent=False)
+        self.target_sigma = float(target_sigma)
+
+    def forward(self, heatmaps: torch.Tensor, target_cells: torch.Tensor,
+                target_valid: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Computes the loss.
+
+        Args:
+            heatmaps: (B, J, h, w) network output (any float dtype; computed in float32).
+            target_cells: (B, J, 2) ground-truth (x, y) in heatmap cells; NaN allowed where not valid.
+            target_valid: (B, J) bool or float validity (the joint weight).
+
+        Returns:
+            {"loss": the weighted MSE, "heatmap": the same value (logged under the PoseFix loss's name)}.
+        """
+        b, j, h, w = heatmaps.shape
+        valid = target_valid.float()
+        if self.joint_mask is not None:
+            valid = valid * self.joint_mask
+        target = render_gaussians(target_cells, valid > 0, h, w, self.target_sigma)  # (B, J, h, w), 0 if invalid
+        diff = (heatmaps.float() - target) * valid[..., None, None]
+        loss = 0.5 * diff.pow(2).mean()
+        return {"loss": loss, "heatmap": loss.detach()}
+
+
+def build_criterion(kind: str, *, joint_mask: torch.Tensor | None = None, target_sigma: float = 2.0) -> nn.Module:
+    """The one place a loss name becomes a criterion ("posefix": `PoseFixLoss`; "heatmap_mse": `HeatmapMSELoss`)."""
+    if kind == "posefix":
+        return PoseFixLoss(joint_mask=joint_mask)
+    if kind == "heatmap_mse":
+        return HeatmapMSELoss(joint_mask=joint_mask, target_sigma=target_sigma)
+    raise ValueError(f"unknown loss {kind!r} (one of {', '.join(LOSS_KINDS)})")
 
 
 def conv_l2_penalty(model: nn.Module, weight_decay: float) -> torch.Tensor:
