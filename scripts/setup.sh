@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 "$PY" -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 "$PY" -m pip install --quiet -e ".[dev]"
-"$PY" -c "import torch, posefix_video; print('posefix-video ready: torch', torch.__version__)"
+"$PY" -c "import torch, onnxruntime, posefix_video; print('posefix-video ready: torch', torch.__version__, '| onnxruntime', onnxruntime.__version__)"
