@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip", action="store_true", help="skip the flip test")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"], help="network backend: "
-                   "auto = ONNX Runtime on the CPU when installed (3-4x faster there), torch on CUDA; an .onnx "
+                   "auto = ONNX Runtime on the CPU when installed (1.6-7x faster there), torch on CUDA; an .onnx "
                    "--checkpoint runs with ONNX Runtime (docs/model.md#onnx-runtime)")
     p.add_argument("--decoder", default="pyav", choices=["decord", "pyav", "opencv"], help="for video files")
     p.add_argument("--resume", action="store_true", help="skip videos whose output exists; continue interrupted "

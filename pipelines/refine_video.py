@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="network precision "
                    "(auto: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"], help="network backend: "
-                   "auto = ONNX Runtime on the CPU when installed (3-4x faster there), torch on CUDA; an .onnx "
+                   "auto = ONNX Runtime on the CPU when installed (1.6-7x faster there), torch on CUDA; an .onnx "
                    "--checkpoint runs with ONNX Runtime (docs/model.md#onnx-runtime)")
     p.add_argument("--decoder", default="pyav", choices=DECODERS, help="video decoder; all three return the "
                    "same pixels in the displayed orientation. pyav (default) keeps memory flat on long videos; "

@@ -19,7 +19,17 @@ __version__ = "0.1.0"
 _API = {
     "Refiner": "posefix_video.net.refiner",
     "RefineResult": "posefix_video.net.refiner",
+    "Safeguard": "posefix_video.net.safeguard",
+    "TopDownEstimator": "posefix_video.net.topdown",
+    "load_initializer": "posefix_video.video.initial_poses",
+    "convert_posefix_tf": "posefix_video.net.posefix_tf",
+    "read_tf_checkpoint": "posefix_video.net.tf_checkpoint",
+    "list_models": "posefix_video.net.model_store",
+    "install_model": "posefix_video.net.model_store",
     "refine_video": "posefix_video.video.refine_video",
+    "refine_coco": "posefix_video.video.refine_images",
+    "InputContract": "posefix_video.net.contract",
+    "load_model": "posefix_video.net.checkpoint",
     "Summary": "posefix_video.video.refine_video",
     "read_tracks": "posefix_video.io",
     "write_posetrack18": "posefix_video.io",
@@ -37,7 +47,17 @@ _API = {
 __all__ = [  # noqa: RUF022 (kept as _API lists them)
     "Refiner",
     "RefineResult",
+    "Safeguard",
+    "TopDownEstimator",
+    "load_initializer",
+    "convert_posefix_tf",
+    "read_tf_checkpoint",
+    "list_models",
+    "install_model",
     "refine_video",
+    "refine_coco",
+    "InputContract",
+    "load_model",
     "Summary",
     "read_tracks",
     "write_posetrack18",
@@ -58,8 +78,16 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load on f
     from posefix_video.eval import evaluate_posetrack, evaluate_posetrack_dirs
     from posefix_video.eval.coco import evaluate_coco
     from posefix_video.io import read_tracks, write_coco_results, write_posetrack18
+    from posefix_video.net.checkpoint import load_model
+    from posefix_video.net.contract import InputContract
+    from posefix_video.net.model_store import install_model, list_models
+    from posefix_video.net.posefix_tf import convert_posefix_tf
     from posefix_video.net.refiner import Refiner, RefineResult
+    from posefix_video.net.tf_checkpoint import read_tf_checkpoint
+    from posefix_video.net.topdown import TopDownEstimator
     from posefix_video.records import PersonRecord, PoseSequence
+    from posefix_video.video.initial_poses import load_initializer
+    from posefix_video.video.refine_images import refine_coco
     from posefix_video.video.refine_video import Summary, refine_video
 
 

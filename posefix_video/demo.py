@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_CHECKPOINT = REPO_ROOT / "assets" / "demo_checkpoint.pth"
 TINY_CONFIG = REPO_ROOT / "configs" / "tiny_synthetic.yaml"
+DEMO_INITIALIZER = REPO_ROOT / "assets" / "demo_initializer.pth"
+TOPDOWN_CONFIG = REPO_ROOT / "configs" / "tiny_synthetic_topdown.yaml"
 AP_GROUPS = ("Head", "Shou", "Elb", "Wri", "Hip", "Knee", "Ankl", "Total")
 
 
@@ -45,6 +47,7 @@ class ClipSpec:
         width, height: frame size in px.
         min_tracks, max_tracks: people in the video.
         first_video: video number (names: NNNNNN_mpiinew_test).
+        min_height, max_height: person heights in px (max None: up to 90 % of the frame height).
     """
 
     seed: int = 1000
@@ -54,6 +57,8 @@ class ClipSpec:
     min_tracks: int = 3
     max_tracks: int = 5
     first_video: int = 1
+    min_height: float = 40.0
+    max_height: float | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,8 @@ def make_clip(out_dir: str | os.PathLike, spec: ClipSpec, *, split: str = "val")
 
     settings = VideoSettings(num_videos=1, num_frames=spec.frames, seed=spec.seed, width=spec.width,
                              height=spec.height, split=split, first_video=spec.first_video,
-                             min_tracks=spec.min_tracks, max_tracks=spec.max_tracks, write_mp4=True)
+                             min_tracks=spec.min_tracks, max_tracks=spec.max_tracks, write_mp4=True,
+                             min_height=spec.min_height, max_height=spec.max_height)
     (gt,) = write_posetrack_videos(out_dir, settings)
     name = gt.stem
     out = Path(out_dir)
@@ -113,7 +119,7 @@ def load_demo_refiner(checkpoint: str | os.PathLike = DEMO_CHECKPOINT, *, device
 
 
 def refine_and_evaluate(clip: Clip, tracks: Path, out_dir: str | os.PathLike, *, refiner: Any,
-                        render: str | os.PathLike | None = None, batch_size: int = 64) -> ClipResult:
+                        render: str | os.PathLike | None = None, batch_size: int = 64, **options: Any) -> ClipResult:
     """Refines `tracks` on the clip's mp4 and evaluates input and refined poses against the clip's GT.
 
     Args:
@@ -123,6 +129,7 @@ def refine_and_evaluate(clip: Clip, tracks: Path, out_dir: str | os.PathLike, *,
         refiner: a loaded refiner (`load_demo_refiner`).
         render: optional overlay video (input grey, refined coloured).
         batch_size: persons per refiner call.
+        options: further `refine_video` options (safeguard, fill_joints, fill_gaps, scores, ...).
 
     Returns:
         ClipResult with poseval-style AP and MOTA of the input (`before`) and of the refined poses (`after`).
@@ -133,7 +140,7 @@ def refine_and_evaluate(clip: Clip, tracks: Path, out_dir: str | os.PathLike, *,
     out = Path(out_dir) / clip.gt.name
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = refine_video(clip.video, tracks, out=out, refiner=refiner, render=render, batch_size=batch_size,
-                           seq_name=clip.gt.stem)
+                           seq_name=clip.gt.stem, **options)
     before = evaluate_posetrack([clip.gt], [tracks], tracking=True)
     after = evaluate_posetrack([clip.gt], [out], tracking=True)
     return ClipResult(before=before, after=after, refined=out, summary=summary)
@@ -208,7 +215,7 @@ def train_demo_checkpoint(work_dir: str | os.PathLike, out_path: str | os.PathLi
     data_dir = work / "data"
     write_posetrack_videos(data_dir, VideoSettings(num_videos=videos, num_frames=frames, seed=seed + 500_000,
                                                    width=width, height=height, split="train", min_tracks=2,
-                                                   max_tracks=6, write_mp4=False))
+                                                   max_tracks=6, write_mp4=False, min_height=30.0))
     milestones = (max(1, epochs - 1),) if epochs > 1 else ()
     cfg = training_config(data_dir, epochs=epochs, seed=seed, milestones=milestones, init_checkpoint=init_checkpoint)
     run_training(cfg, work / "run")
@@ -218,6 +225,40 @@ def train_demo_checkpoint(work_dir: str | os.PathLike, out_path: str | os.PathLi
     shutil.copyfile(work / "run" / "last.pth", tmp)
     os.replace(tmp, out_path)
     return out_path
+
+
+def train_demo_initializer(work_dir: str | os.PathLike, out_path: str | os.PathLike, *, videos: int = 40,
+                           frames: int = 6, epochs: int = 2, seed: int = 0, loss: str = "heatmap_mse",
+                           init_checkpoint: str | os.PathLike = "") -> Path:
+    """Trains the tiny top-down recipe (configs/tiny_synthetic_topdown.yaml: image only, Gaussian heatmaps + MSE)
+    on synthetic PoseTrack18 training videos and writes its weights, configs and input contract to `out_path`
+    (the demo's box-only initializer; `loss` "posefix" trains the soft-argmax losses instead, for comparison).
+    `init_checkpoint`: start from a PoseFix checkpoint of the same network (its image features; train.run
+    init_weights), as the committed initializer starts from the demo checkpoint."""
+    from posefix_video.synthetic.posetrack_videos import VideoSettings, write_posetrack_videos
+    from posefix_video.train.config import load_train_config
+    from posefix_video.train.run import run_training
+
+    work = Path(work_dir)
+    data_dir = work / "data"
+    write_posetrack_videos(data_dir, VideoSettings(num_videos=videos, num_frames=frames, seed=seed + 500_000,
+                                                   width=320, height=240, split="train", write_mp4=False))
+    milestones = f"[{epochs - 1}]" if epochs > 1 else "[]"
+    cfg = load_train_config(TOPDOWN_CONFIG, [
+        f"data.train_ann={data_dir / 'annotations' / 'train'}", f"data.train_images={data_dir}", "data.val_ann=''",
+        "validation.every=0", f"schedule.epochs={epochs}", f"schedule.milestones={milestones}", f"loss.kind={loss}",
+        f"runtime.seed={seed}", "data.num_workers=0", "runtime.device=cpu", "runtime.log_every=20",
+        f"init.checkpoint='{init_checkpoint}'",
+    ])
+    run_training(cfg, work / "run")
+    import torch
+
+    state = torch.load(work / "run" / "last.pth", map_location="cpu", weights_only=True)
+    keep = ("format", "version", "model", "model_config", "layout", "input_contract", "config", "git_sha")
+    buf = io.BytesIO()
+    torch.save({k: v for k, v in state.items() if k in keep}, buf)
+    write_bytes_atomic(out_path, buf.getvalue())
+    return Path(out_path)
 
 
 @dataclass
@@ -256,3 +297,76 @@ def run_demo(out_dir: str | os.PathLike, *, checkpoint: str | os.PathLike | None
     plot = out / "ap_per_joint.png"
     plot_before_after(result.before, result.after, plot)
     return DemoOutputs(result=result, table=table, plot=plot, render=render, checkpoint=checkpoint)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the box-only demo: tracker boxes -> initializer -> PoseFix
+
+
+def simulate_box_tracks(clip: Clip, out_path: str | os.PathLike, *, seed: int, jitter: float = 0.05) -> Path:
+    """A box-only tracker's output for the clip as MOTChallenge text (`frame,id,x,y,w,h,conf,-1,-1,-1`, frames
+    from 1): the tracker simulator's detections (its default mix: misses, identity switches, fragmentation), each
+    with its ground-truth person's box, centre and size jittered by N(0, `jitter`) of the box size."""
+    from posefix_video.io.posetrack18 import read_posetrack18
+    from posefix_video.synthetic.tracker_sim import TrackerSimSettings, simulate_sequence
+
+    gt = read_posetrack18(clip.gt)
+    rng = np.random.default_rng([seed, 17])
+    lines = []
+    for p in simulate_sequence(gt, TrackerSimSettings(), rng).persons():
+        truth = next(g for g in gt.persons_in(p.frame) if g.track_id == p.extra["sim_gt_track_id"])
+        x, y, w, h = truth.box
+        jx, jy, jw, jh = rng.standard_normal(4) * jitter
+        cx, cy = x + w / 2 + jx * w, y + h / 2 + jy * h
+        w, h = w * (1 + jw), h * (1 + jh)
+        lines.append(f"{p.frame + 1},{p.track_id + 1},{cx - w / 2:.2f},{cy - h / 2:.2f},{w:.2f},{h:.2f},"
+                     f"{p.person_score:.3f},-1,-1,-1")
+    write_bytes_atomic(out_path, ("\n".join(lines) + "\n").encode())
+    return Path(out_path)
+
+
+@dataclass
+class BoxDemoOutputs:
+    """What `run_box_demo` measured: PoseTrack results of the initializer alone and after PoseFix."""
+
+    initializer: Any
+    refined: Any
+    table: str
+    boxes: Path
+
+    def gain(self, group: str = "Total") -> float:
+        """Initializer + PoseFix minus initializer alone, AP points."""
+        return float(self.refined.groups("ap")[group] - self.initializer.groups("ap")[group])
+
+
+def run_box_demo(out_dir: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
+                 initializer: str | os.PathLike | None = None, spec: ClipSpec = ClipSpec(),
+                 seed: int = 0) -> BoxDemoOutputs:
+    """Box-only demo: synthetic clip -> simulated box tracker (MOT txt) -> initializer poses -> PoseFix, both scored.
+
+    Writes under `out_dir`: clip/, boxes/<video>.txt (the tracker's boxes), initializer/<video>.json (poses of the
+    initializer alone, `refine_video(..., refine=False)`), refined/<video>.json (initializer + PoseFix) and
+    table.txt.
+    """
+    from posefix_video.eval import evaluate_posetrack
+    from posefix_video.video.initial_poses import load_initializer
+    from posefix_video.video.refine_video import refine_video
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    init = load_initializer(initializer if initializer is not None else DEMO_INITIALIZER, device="cpu")
+    refiner = load_demo_refiner(checkpoint if checkpoint is not None else DEMO_CHECKPOINT)
+    clip = make_clip(out / "clip", spec)
+    boxes = simulate_box_tracks(clip, out / "boxes" / f"{clip.gt.stem}.txt", seed=seed)
+    results = {}
+    for name, kwargs in (("initializer", {"refine": False}), ("refined", {"refiner": refiner})):
+        path = out / name / clip.gt.name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        refine_video(clip.video, boxes, out=path, initializer=init, frame_base=1, seq_name=clip.gt.stem,
+                     device="cpu", **kwargs)
+        results[name] = evaluate_posetrack([clip.gt], [path], tracking=True)
+    table = format_table([("initializer", results["initializer"]), ("+ PoseFix", results["refined"])])
+    res = BoxDemoOutputs(initializer=results["initializer"], refined=results["refined"], table=table, boxes=boxes)
+    res.table += f"\n+ PoseFix - initializer AP Total: {res.gain():+.1f}"
+    write_bytes_atomic(out / "table.txt", (res.table + "\n").encode())
+    return res

@@ -4,6 +4,14 @@
 
 Trains through train.run.run_training (configs/tiny_synthetic.yaml with posetrack data overrides) on CPU in a few
 minutes, then keeps only the entries Refiner.from_checkpoint reads (no optimizer state), so the file stays small.
+The recipe covers the persons users have (issue 18): training videos with persons from 30 px tall, the low-resolution
+crop augmentation (data.low_res) and tracker-style blanked input joints (data.blank_inputs: confidence blanking,
+whole limbs, random), which get no input heatmap, as absent joints at test time.
+
+The committed checkpoint (v3, docs/demo.md) is v2 continued with this recipe:
+
+    python scripts/make_demo_checkpoint.py --videos 16 --frames 16 --epochs 4 --seed 2 --init <v2> \
+        --out assets/demo_checkpoint.pth
 """
 
 from __future__ import annotations

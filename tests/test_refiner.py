@@ -146,7 +146,8 @@ def test_pass_through_reasons_are_counted_and_records_copied(sharp_model):
     records[1] = records[1].replace(present=np.zeros(17, dtype=bool))
     records[2] = records[2].replace(keypoints=np.zeros((17, 2)))  # all joints at the (0, 0) placeholder
     refiner = Refiner.from_model(sharp_model, CFG, device="cpu")
-    out, counts = refiner.refine_records(frames, records, frame_offset=10)
+    # the network's answer and the input scores as they are (no safeguard, scores="input": tests/test_safeguard.py)
+    out, counts = refiner.refine_records(frames, records, frame_offset=10, safeguard=None, scores="input")
     assert counts == {"no usable joints": 2}
     assert [r.track_id for r in out] == [0, 1, 2, 3] and [r.frame for r in out] == [10, 11, 12, 10]
     for i in (1, 2):

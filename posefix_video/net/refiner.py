@@ -6,8 +6,11 @@ same forward), soft-argmax, crop -> frame mapping. Only the final (P, 17, 2) coo
 to the host. Persons that cannot be cropped are passed through unchanged with the reason.
 
 Which joints change: only "usable" input joints (present, finite, not the (0, 0) placeholder, not an ignored slot
-of the layout). Everything else is returned exactly as given: the refiner never invents joints the input did not
-have, and input scores stay valid for every joint.
+of the layout). Everything else is returned exactly as given (unless `refine_records(fill_joints=True)` asks for the
+network's answer on absent joints), and the written scores follow `refine_records(scores=...)`.
+
+Longer than 450 lines: the device path, the official test rules and the post-network options (safeguard, absent
+joints, scores: net/safeguard.py) meet in refine_arrays / refine_records, which share one batch's arrays.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import contextlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,14 +28,27 @@ import torch
 from posefix_video import geometry
 from posefix_video.config import ModelConfig
 from posefix_video.keypoints import KeypointLayout, get_layout
-from posefix_video.net.checkpoint import model_from_checkpoint
+from posefix_video.net.checkpoint import load_model
+from posefix_video.net.contract import InputContract
 from posefix_video.net.crop import affine_torch, crop_boxes, invert_affine_torch, sample_crops, stack_frames
 from posefix_video.net.heatmaps import cells_to_crop, make_network_input, mass_confidence, soft_argmax
+from posefix_video.net.official import refine_official
+from posefix_video.net.safeguard import (
+    DEFAULT_FILL_JOINTS,
+    DEFAULT_SAFEGUARD,
+    DEFAULT_SCORES,
+    FILL_JOINT_MIN_CONFIDENCE,
+    Safeguard,
+    apply_safeguard,
+    choose_scores,
+    informative_scores,
+)
 from posefix_video.records import PersonRecord
 
 logger = logging.getLogger(__name__)
 
 CONFIDENCE_KEY = "posefix_confidence"
+FILLED_JOINTS_KEY = "posefix_filled_joints"
 
 
 @dataclass
@@ -44,12 +60,35 @@ class RefineResult:
         confidence: (P, 17) float32 heatmap confidence in [0, 1] (heatmaps.mass_confidence; 0 where not refined).
         refined: (P,) bool, persons that went through the network.
         reason: (P,) why a person was passed through unchanged (None when refined).
+        network: (P, 17, 2) the network's answer for every joint before the safeguard (NaN where not refined);
+            absent joints included (`refine_records(fill_joints=True)` writes those).
+        network_confidence: (P, 17) its confidence for every joint (0 where not refined).
+        kept: (P, 17) bool, joints the safeguard kept at their input value.
     """
 
     keypoints: np.ndarray
     confidence: np.ndarray
     refined: np.ndarray
     reason: list[str | None]
+    network: np.ndarray | None = None
+    network_confidence: np.ndarray | None = None
+    kept: np.ndarray | None = None
+
+
+# A crop box larger than this many frames (the larger side), or one that misses the frame, comes from joints far
+# outside the picture: refining would write the person's good joints into that box, far from where they were.
+MAX_BOX_FRAMES = 4.0
+
+
+def _pass_far_boxes(boxes, frame_hw: tuple[int, int]) -> None:
+    """Marks persons whose crop box misses the frame or is over MAX_BOX_FRAMES frames large as passed through."""
+    H, W = frame_hw
+    lo, hi = boxes.centre - boxes.size / 2, boxes.centre + boxes.size / 2  # (P, 2) x, y
+    with np.errstate(invalid="ignore"):
+        far = ((hi[:, 0] < 0) | (lo[:, 0] > W) | (hi[:, 1] < 0) | (lo[:, 1] > H)
+               | (boxes.size.max(-1) > MAX_BOX_FRAMES * max(H, W)))  # fmt: skip
+    for i in np.flatnonzero(far & boxes.ok):
+        boxes.ok[i], boxes.reason[i] = False, "crop box far outside the frame"
 
 
 class Refiner:
@@ -66,12 +105,20 @@ class Refiner:
         channels_last: NHWC memory layout; None means on CUDA only.
         compile: wrap the network in torch.compile (batches are padded to `batch_size` to avoid recompiles).
         batch_size: crops per forward pass; with the flip test each person takes two.
+        contract: the model's input contract (net/contract.py: channel order, mean/std, heatmap peak; its sigma and
+            layout must equal `sigma` and `layout`); None: our own (RGB, ImageNet mean/std, peak 1).
+        official_test: the official PoseFix test rules instead of ours (net/official.py, docs/model.md): box from
+            all non-ignored joints, score-0 joints uncropped, every non-ignored joint refined, OpenCV's warp;
+            precision "auto" then means fp32, and no safeguard applies.
+        runner: the network as another backend: a callable (B, 3+J, H, W) float tensor -> (B, J, h, w) logits
+            (e.g. onnx_backend.OnnxRunner); then `model` may be None, and precision, channels_last and compile do
+            not apply (the runner runs fp32 and pads batches itself).
     """
 
     def __init__(
         self,
         *,
-        model: torch.nn.Module,
+        model: torch.nn.Module | None,
         layout: KeypointLayout,
         input_size: tuple[int, int],
         sigma: float,
@@ -81,7 +128,24 @@ class Refiner:
         channels_last: bool | None = None,
         compile: bool = False,
         batch_size: int = 64,
+        runner: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        contract: InputContract | None = None,
+        official_test: bool = False,
     ):
+        if contract is not None and (contract.sigma != float(sigma) or contract.layout != layout.name):
+            raise ValueError(f"contract (sigma {contract.sigma}, layout {contract.layout}) does not fit the refiner "
+                             f"(sigma {sigma}, layout {layout.name})")
+        self.contract = contract
+        self.official_test = bool(official_test)
+        if official_test and precision == "auto":
+            precision = "fp32"  # the official numbers are float32
+        if (model is None) == (runner is None):
+            raise ValueError("give either a torch model or a runner (another backend), not both or neither")
+        if runner is not None and (precision == "bf16" or compile or channels_last):
+            raise ValueError("precision bf16, compile and channels_last apply to the torch backend only")
+        if runner is not None:
+            precision, channels_last = "fp32", False
+        self.backend = "torch" if runner is None else getattr(runner, "backend", type(runner).__name__)
         if str(device) == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -103,8 +167,8 @@ class Refiner:
         self.sigma = float(sigma)
         self.compiled = compile
         memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
-        self.model = model.to(self.device, memory_format=memory_format).eval()
-        self._forward = torch.compile(self.model) if compile else self.model
+        self.model = None if model is None else model.to(self.device, memory_format=memory_format).eval()
+        self._forward = runner if runner is not None else torch.compile(self.model) if compile else self.model
         self._flip_perm = torch.as_tensor(layout.flip_permutation, device=self.device)
         self._refinable = torch.as_tensor(layout.used_mask, device=self.device)
 
@@ -118,18 +182,51 @@ class Refiner:
         channels_last: bool | None = None,
         compile: bool = False,
         batch_size: int = 64,
+        backend: str = "torch",
+        providers: Sequence[str] | None = None,
+        official_test: bool = False,
     ) -> Refiner:
         """A Refiner from one of our checkpoints (model config and layout are embedded).
 
+        backend: "torch", "onnxruntime" (the network exported on the fly and cached, see onnx_backend) or "auto"
+        (onnxruntime on a CPU device when installed, else torch). providers: ONNX Runtime execution providers
+        (default: CPU, or CUDA on a CUDA device; see onnx_backend).
+
         Raises:
-            CheckpointError: missing, corrupt or foreign file.
+            CheckpointError: missing, corrupt or foreign file. BackendError: onnxruntime asked for but missing.
         """
-        model, cfg = model_from_checkpoint(path)
+        from posefix_video.net import onnx_backend
+
+        model, cfg, contract = load_model(path)
+        if onnx_backend.resolve_backend(backend, device, precision) == "onnxruntime":
+            runner = onnx_backend.OnnxRunner.for_checkpoint(path, device=device, batch_size=batch_size,
+                                                            providers=providers)
+            return cls.from_model(None, cfg, device=device, flip_test=flip_test, batch_size=batch_size,
+                                  runner=runner, contract=contract, official_test=official_test)
         return cls.from_model(model, cfg, device=device, flip_test=flip_test, precision=precision,
-                              channels_last=channels_last, compile=compile, batch_size=batch_size)
+                              channels_last=channels_last, compile=compile, batch_size=batch_size,
+                              contract=contract, official_test=official_test)
 
     @classmethod
-    def from_model(cls, model: torch.nn.Module, cfg: ModelConfig, **kwargs) -> Refiner:
+    def from_onnx(cls, path: str | os.PathLike, device: str | torch.device = "auto", flip_test: bool = True,
+                  batch_size: int = 64, providers: Sequence[str] | None = None) -> Refiner:
+        """A Refiner on an exported .onnx file (`python -m pipelines.export_onnx`), run by ONNX Runtime; the
+        model config, layout and input contract come from the file's metadata.
+
+        Raises:
+            CheckpointError: not one of our exports, or unreadable. BackendError: onnxruntime missing.
+        """
+        from posefix_video.net import onnx_backend
+
+        runner = onnx_backend.OnnxRunner.from_file(path, device=device, batch_size=batch_size,
+                                                   providers=providers)
+        cfg = onnx_backend.config_from_metadata(runner.meta, path)
+        contract = onnx_backend.contract_from_metadata(runner.meta, path)
+        return cls.from_model(None, cfg, device=device, flip_test=flip_test, batch_size=batch_size, runner=runner,
+                              contract=contract)
+
+    @classmethod
+    def from_model(cls, model: torch.nn.Module | None, cfg: ModelConfig, **kwargs) -> Refiner:
         """A Refiner around a network built from `cfg` (the builder: config -> arguments)."""
         return cls(model=model, layout=get_layout(cfg.layout), input_size=cfg.input_size, sigma=cfg.input_sigma,
                    **kwargs)
@@ -153,6 +250,12 @@ class Refiner:
             logits = self._forward(x)
         return logits[:n]
 
+    def _input(self, crops: torch.Tensor, keypoints_crop: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The network input as the model's contract says (heatmaps.make_network_input, the one place)."""
+        if self.contract is None:
+            return make_network_input(crops, keypoints_crop, valid, self.sigma, self.layout.ignored)
+        return make_network_input(crops, keypoints_crop, valid, ignored=self.layout.ignored, contract=self.contract)
+
     @torch.inference_mode()
     def predict_crops(
         self, crops: torch.Tensor, keypoints_crop: torch.Tensor, valid: torch.Tensor
@@ -169,13 +272,13 @@ class Refiner:
         """
         H, W = crops.shape[-2:]
         valid = valid.to(torch.bool)
-        x = make_network_input(crops, keypoints_crop, valid, self.sigma, self.layout.ignored)  # (B, 3+J, H, W)
+        x = self._input(crops, keypoints_crop, valid)  # (B, 3+J, H, W)
         B = x.shape[0]
         if self.flip_test:
             # mirror u -> W-1-u (image and pose) and swap left/right slots so the mirrored pose is a valid pose
             kp_f = keypoints_crop[:, self._flip_perm].clone()
             kp_f[..., 0] = (W - 1) - kp_f[..., 0]
-            x_f = make_network_input(crops.flip(-1), kp_f, valid[:, self._flip_perm], self.sigma, self.layout.ignored)
+            x_f = self._input(crops.flip(-1), kp_f, valid[:, self._flip_perm])
             x = torch.cat([x, x_f])  # (2B, 3+J, H, W)
         logits = self._network(x)  # (B or 2B, J, h, w)
         cells, probs = soft_argmax(logits)
@@ -199,6 +302,9 @@ class Refiner:
         frame_index: torch.Tensor | np.ndarray,
         keypoints: np.ndarray,
         present: np.ndarray,
+        safeguard: Safeguard | None = None,
+        joint_scores: np.ndarray | None = None,
+        input_scores: np.ndarray | None = None,
     ) -> RefineResult:
         """Refines P input poses in F frames.
 
@@ -207,6 +313,12 @@ class Refiner:
             frame_index: (P,) int into frames.
             keypoints: (P, 17, 2) frame pixels (NaN allowed for absent joints).
             present: (P, 17) bool.
+            safeguard: per-joint rule keeping the input joint where the network is unsure (net/safeguard.py);
+                None (the default of this array API): the network's answer for every usable joint.
+                `refine_records` (the video path) applies safeguard.DEFAULT_SAFEGUARD by default.
+            joint_scores: (P, 17) the input triplets' third values; used by the official test rules only (a joint
+                is moved into the crop iff its score > 0; default: `present`).
+            input_scores: (P, 17) the input's per-joint scores (NaN where unknown), for the safeguard's input test.
 
         Raises:
             ValueError: shapes that do not fit, or a frame index outside [0, F).
@@ -225,17 +337,47 @@ class Refiner:
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"person {i}: frame index {frame_index[i]} outside the {num_frames} frames given")
 
+        if self.official_test:
+            return self._refine_official(frames, frame_index, keypoints, present, joint_scores)
         boxes = crop_boxes(keypoints, present, self.layout, self.input_size)
+        _pass_far_boxes(boxes, tuple(frames.shape[1:3]))
         out_kp = keypoints.copy()
         confidence = np.zeros((P, J), dtype=np.float32)
+        network = np.full((P, J, 2), np.nan)
+        network_conf = np.zeros((P, J), dtype=np.float32)
+        kept = np.zeros((P, J), dtype=bool)
         ok = np.flatnonzero(boxes.ok)
         if len(ok):
             refined_kp, refined_conf = self._refine_ok(frames, frame_index[ok], keypoints[ok], boxes.usable[ok],
                                                        boxes.centre[ok], boxes.size[ok])
+            network[ok], network_conf[ok] = refined_kp, refined_conf
             change = boxes.usable[ok]  # usable joints already exclude the ignored slots
+            if safeguard is not None:  # a post-network step on arrays (backend-independent)
+                s_in = None if input_scores is None else np.asarray(input_scores, dtype=np.float64)[ok]
+                refined_kp, kept[ok] = apply_safeguard(refined_kp, refined_conf, keypoints[ok], change,
+                                                       self.layout.sigma_array, safeguard, s_in)
             out_kp[ok] = np.where(change[..., None], refined_kp, keypoints[ok])
             confidence[ok] = np.where(change, refined_conf, 0.0)
-        return RefineResult(keypoints=out_kp, confidence=confidence, refined=boxes.ok.copy(), reason=boxes.reason)
+            broken = ~np.where(change[..., None], np.isfinite(refined_kp), True).all((-1, -2))  # (N,)
+            for i in ok[broken]:  # a non-finite network output is never written: the input is kept
+                out_kp[i], confidence[i], boxes.ok[i], boxes.reason[i] = keypoints[i], 0.0, False, "non-finite output"
+                network[i], network_conf[i] = np.nan, 0.0
+        return RefineResult(keypoints=out_kp, confidence=confidence, refined=boxes.ok.copy(), reason=boxes.reason,
+                            network=network, network_confidence=network_conf, kept=kept)
+
+    def _refine_official(self, frames, frame_index, keypoints, present, joint_scores) -> RefineResult:
+        """refine_arrays under the official test rules (net/official.py): every non-ignored joint is refined."""
+        scores = present if joint_scores is None else np.asarray(joint_scores, dtype=np.float64)
+        kp = np.where(present[..., None], keypoints, 0.0)  # absent joints are (0, 0) in the official input
+        per_step = self.batch_size // 2 if self.flip_test else self.batch_size
+        refined, conf, ok = refine_official(self.predict_crops, self.device, per_step, frames, frame_index, kp,
+                                            scores, self.layout, self.input_size)
+        change = ok[:, None] & self.layout.used_mask[None, :]
+        out_kp = np.where(change[..., None], refined, keypoints)
+        reason = [None if o else "non-finite joint (official test rules)" for o in ok]
+        return RefineResult(keypoints=out_kp, confidence=np.where(change, conf, 0.0).astype(np.float32),
+                            refined=ok, reason=reason, network=refined, network_confidence=conf,
+                            kept=np.zeros(change.shape, dtype=bool))
 
     def _refine_ok(
         self,
@@ -274,12 +416,18 @@ class Refiner:
         return coords, conf
 
     def refine_records(
-        self, frames: torch.Tensor | np.ndarray, records: Sequence[PersonRecord], frame_offset: int = 0
+        self, frames: torch.Tensor | np.ndarray, records: Sequence[PersonRecord], frame_offset: int = 0, *,
+        safeguard: Safeguard | None = DEFAULT_SAFEGUARD, fill_joints: bool = DEFAULT_FILL_JOINTS,
+        scores: str = DEFAULT_SCORES,
     ) -> tuple[list[PersonRecord], Counter]:
         """Refined copies of `records` (input order kept).
 
-        Input scores are passed through unchanged (as the reference); the heatmap confidence of each joint goes to
-        `extra["posefix_confidence"]` (list of 17 floats, 0 for joints not refined) of refined persons.
+        The heatmap confidence of each joint goes to `extra["posefix_confidence"]` (list of 17 floats, 0 for joints
+        not refined) of refined persons. The written per-joint scores follow `scores` (net/safeguard.py
+        choose_scores): "input" passes the input's through (as the reference), "refined" writes the confidence,
+        "product" their product. `fill_joints` writes the network's answer for joints the input lacked where its
+        confidence reaches safeguard.FILL_JOINT_MIN_CONFIDENCE (present, score and visibility = its confidence; their
+        slots listed in `extra["posefix_filled_joints"]`).
 
         Args:
             frames: (F, H, W, 3) uint8 RGB.
@@ -301,7 +449,15 @@ class Refiner:
             r = records[i]
             raise ValueError(f"record {i} (frame {r.frame}, track_id {r.track_id}) is outside the frames given "
                              f"({frame_offset}..{frame_offset + len(frames) - 1})")
-        result = self.refine_arrays(frames, frame_index, keypoints, present)
+        third = [r.visibility if r.visibility is not None else r.scores for r in records]
+        joint_scores = np.stack(third) if all(t is not None for t in third) else None
+        in_scores = np.stack([informative_scores(r.scores, r.present) for r in records])
+        result = self.refine_arrays(frames, frame_index, keypoints, present, safeguard=safeguard,
+                                    joint_scores=joint_scores, input_scores=in_scores)
+        # joints the input lacks (absent, (0, 0), non-finite), never the layout's ignored slots
+        fillable = ~geometry.usable_joints(keypoints, present, self.layout.ignored)
+        fillable[:, list(self.layout.ignored)] = False
+        fillable &= np.isfinite(result.network).all(-1)
         out, counts = [], Counter()
         for i, r in enumerate(records):
             if not result.refined[i]:
@@ -309,7 +465,23 @@ class Refiner:
                 out.append(r.replace())
                 continue
             copy = r.replace(keypoints=result.keypoints[i].copy())
-            copy.extra[CONFIDENCE_KEY] = [float(c) for c in result.confidence[i]]
+            if self.official_test:  # every non-ignored joint was refined, absent ones included
+                copy.present = r.present | self.layout.used_mask
+            conf = result.confidence[i].astype(np.float64)
+            net_conf = result.network_confidence[i].astype(np.float64)
+            fill = fillable[i] & (net_conf >= FILL_JOINT_MIN_CONFIDENCE) if fill_joints else np.zeros(J, dtype=bool)
+            if fill.any():
+                copy.keypoints[fill] = result.network[i][fill]
+                copy.present = r.present | fill
+                conf = np.where(fill, net_conf, conf)
+                if copy.scores is not None:
+                    copy.scores = np.where(fill, net_conf, copy.scores)
+                if copy.visibility is not None:
+                    copy.visibility = np.where(fill, np.round(net_conf, 4), copy.visibility)
+                copy.extra[FILLED_JOINTS_KEY] = np.flatnonzero(fill).tolist()
+            copy.extra[CONFIDENCE_KEY] = [float(c) for c in conf]
+            if scores != "input":
+                copy.scores = choose_scores(copy.scores, np.where(copy.present, conf, 0.0), scores)
             out.append(copy)
         if counts:
             logger.info("passed through unchanged: %s", dict(counts))

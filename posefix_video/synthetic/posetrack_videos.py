@@ -50,6 +50,8 @@ class VideoSettings:
         first_video: number of the first video (names and image ids).
         min_tracks, max_tracks: people per video (uniform).
         min_height: smallest person height in px (the largest is 90 % of the frame height).
+        max_height: largest person height in px when set (None: 90 % of the frame height); walk_depth persons
+            stay within [0.75 min_height, 1.3 max_height] as they approach or recede.
         fps: frame rate of the mp4 (motion speeds are per second).
         label_every: frames with `is_labeled` true and annotations: every k-th (1: all).
         jpeg_quality: fixed JPEG quality.
@@ -67,6 +69,7 @@ class VideoSettings:
     min_tracks: int = 2
     max_tracks: int = 6
     min_height: float = 40.0
+    max_height: float | None = None
     fps: int = 25
     label_every: int = 1
     jpeg_quality: int = 92
@@ -137,7 +140,8 @@ def make_tracks(rng: np.random.Generator, settings: VideoSettings, horizon: floa
     tracks = []
     for i in range(count):
         motion = str(rng.choice(MOTIONS, p=[0.4, 0.15, 0.15, 0.1, 0.2]))
-        height = float(np.exp(rng.uniform(np.log(settings.min_height), np.log(0.9 * h))))
+        top = 0.9 * h if settings.max_height is None else max(min(settings.max_height, 0.9 * h), settings.min_height)
+        height = float(np.exp(rng.uniform(np.log(settings.min_height), np.log(top))))
         kind = {"walk_across": "walk", "walk_depth": "walk", "turn": "stand", "wave": "wave"}.get(
             motion, str(rng.choice(_HOLD_KINDS))
         )
@@ -156,14 +160,16 @@ def make_tracks(rng: np.random.Generator, settings: VideoSettings, horizon: floa
             toward = rng.random() < 0.5
             yaw0 = 0.25 * rng.standard_normal() + (0.0 if toward else np.pi)
             growth = (1 if toward else -1) * rng.uniform(0.2, 0.5) * per_s
-            height = min(height, 0.6 * h) if toward else max(height, 0.3 * h)
+            if settings.max_height is None:
+                height = min(height, 0.6 * h) if toward else max(height, 0.3 * h)
             vx = 0.1 * height * rng.standard_normal() * per_s
+        grow_cap = 1.3 * (h if settings.max_height is None else top)
         tracks.append(Track(
             track_id=i, shape=sk.BodyShape.random(rng), look=rd.Appearance.random(rng), motion=motion, kind=kind,
             base=base, start=start, x0=x0, height0=height, horizon=horizon, ground_k=float(rng.uniform(0.6, 1.1)),
             vx=vx, growth=growth, yaw0=float(yaw0), yaw_rate=float(rng.uniform(-1.5, 1.5) * per_s), phase0=float(
                 rng.uniform(0, 2 * np.pi)), phase_rate=float(2 * np.pi * rng.uniform(0.8, 1.0) * per_s),
-            wiggle=float(rng.uniform(0.5, 2.0) * per_s), height_range=(0.75 * settings.min_height, 1.3 * h),
+            wiggle=float(rng.uniform(0.5, 2.0) * per_s), height_range=(0.75 * settings.min_height, grow_cap),
         ))  # fmt: skip
     return tracks
 

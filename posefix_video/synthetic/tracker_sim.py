@@ -9,6 +9,9 @@ Error processes, each switchable and with a strength (`TrackerSimSettings`):
 - drift: a temporally correlated offset per track and joint, AR(1): o_t = rho o_{t-1} + sqrt(1 - rho^2) s e_t,
   s = drift * d_j(0.85) (the joint's KS-0.85 radius), so the pose wobbles smoothly instead of jittering.
 - drop_joints: joints not output at all (0, 0, 0), independently per frame.
+- drop_limbs: a whole limb (elbow + wrist, or knee + ankle) not output, per frame (occluded or cut-off limbs).
+- blank_below: joints whose score is under this value are output as (0, 0, 0), as ultralytics writes poses
+  (keypoints under its 0.5 confidence are zeroed); applied after the score model.
 - miss_person: a track vanishes for a burst of frames (geometric length, mean `miss_length`).
 - id_switch: two persons of a frame exchange identities from then on; `new_id_after_miss`: a track that
   reappears after a miss gets a fresh id (fragmentation).
@@ -37,6 +40,9 @@ from posefix_video.synthesis import ks_radius, synthesize_poses
 
 log = logging.getLogger(__name__)
 
+# elbow + wrist and knee + ankle of each side (COCO slots, which PoseTrack18 shares)
+LIMBS = ((7, 9), (8, 10), (13, 15), (14, 16))
+
 
 @dataclass(frozen=True)
 class TrackerSimSettings:
@@ -49,6 +55,8 @@ class TrackerSimSettings:
         drift: AR(1) offset standard deviation, in units of each joint's KS-0.85 radius.
         drift_rho: AR(1) frame-to-frame correlation (0.9: errors persist for about 10 frames).
         drop_joints: probability that a joint is missing from a detection.
+        drop_limbs: probability per limb and detection that the limb (elbow + wrist, knee + ankle) is missing.
+        blank_below: joints scoring under this are blanked (0: off; 0.5: ultralytics' confidence blanking).
         miss_person: probability per track and frame that a miss burst starts.
         miss_length: mean length in frames of a miss burst.
         id_switch: probability per frame that two persons of the frame exchange identities.
@@ -60,6 +68,8 @@ class TrackerSimSettings:
     drift: float = 0.2
     drift_rho: float = 0.9
     drop_joints: float = 0.02
+    drop_limbs: float = 0.0
+    blank_below: float = 0.0
     miss_person: float = 0.01
     miss_length: float = 4.0
     id_switch: float = 0.01
@@ -73,6 +83,11 @@ class TrackerSimSettings:
         """Only the PoseFix synthesis at full strength: the refiner's training input statistics."""
         return TrackerSimSettings(posefix=1.0, drift=0.0, drop_joints=0.0, miss_person=0.0, id_switch=0.0,
                                   new_id_after_miss=0.0)  # fmt: skip
+
+    @staticmethod
+    def ultralytics() -> TrackerSimSettings:
+        """The default mix with joints under 0.5 score blanked, as ultralytics writes pose results."""
+        return TrackerSimSettings(blank_below=0.5)
 
     @staticmethod
     def clean() -> TrackerSimSettings:
@@ -165,9 +180,16 @@ class TrackerSimulator:
         present = gt_ok & (etype >= 0)
         if s.drop_joints > 0:
             present &= rng.random((n, 17)) >= s.drop_joints
+        if s.drop_limbs > 0:
+            gone = rng.random((n, len(LIMBS))) < s.drop_limbs  # (n, 4)
+            for k, limb in enumerate(LIMBS):
+                present[:, limb] &= ~gone[:, k, None]
         err = np.linalg.norm(xy - gt_xy, axis=-1) / np.maximum(d50, 1e-6)
         logit = s.score_bias - s.score_slope * err + s.score_noise * rng.standard_normal((n, 17))
         scores = np.where(present, 1.0 / (1.0 + np.exp(-logit)), 0.0)
+        if s.blank_below > 0:
+            present &= scores >= s.blank_below
+            scores = np.where(present, scores, 0.0)
         xy = np.where(present[..., None], xy, 0.0)
 
         if s.id_switch > 0 and n >= 2 and rng.random() < s.id_switch:

@@ -38,6 +38,16 @@ SYNTH_INPUTS = "val_inputs_synth"  # folder in the run directory for inputs synt
 # PoseTrack
 
 
+def _network_only(refiner: Any, video: bool) -> dict:
+    """Options that measure the network itself (no per-joint safeguard, the input's scores, as the reference's
+    evaluation) for a `Refiner`; other refiners (test stubs) take no options."""
+    from posefix_video.net.refiner import Refiner
+
+    if not isinstance(refiner, Refiner):
+        return {}
+    return {"safeguard": False, "scores": "input"} if video else {"safeguard": None}
+
+
 def find_video_frames(frames_root: str | os.PathLike, gt_file: str | os.PathLike, name: str) -> Path:
     """The frames of video `name`: the folder of the GT's first `file_name` under `frames_root` (the PoseTrack
     image root, as data.val_images), else `<frames_root>/<name>/` or a video file `<frames_root>/<name>.<ext>`.
@@ -123,7 +133,8 @@ def validate_posetrack(refiner: Any, pairs: list[tuple[Path, Path]], frames_root
         for gt, pred in pairs:
             frames = find_video_frames(frames_root, gt, pred.stem)
             out = Path(tmp) / pred.name
-            refine_video(frames, pred, out=out, refiner=refiner, batch_size=batch_size, decoder="pyav")
+            refine_video(frames, pred, out=out, refiner=refiner, batch_size=batch_size, decoder="pyav",
+                         **_network_only(refiner, video=True))
             outs.append(out)
         result = evaluate_posetrack(gts, outs, tracking=False)
     groups = result.groups("ap")
@@ -192,7 +203,8 @@ def refine_coco_results(refiner: Any, by_image: dict[Any, list[dict]], image_pat
         recs = [(f, r) for f, (iid, _) in enumerate(items) for r in by_image[iid]]
         kp = np.array([r["keypoints"] for _, r in recs], dtype=np.float64).reshape(-1, J, 3)
         present = kp[..., 2] > 0
-        res = refiner.refine_arrays(frames, np.array([f for f, _ in recs]), kp[..., :2], present)
+        res = refiner.refine_arrays(frames, np.array([f for f, _ in recs]), kp[..., :2], present,
+                                    **_network_only(refiner, video=False))
         for (_, r), xy in zip(recs, res.keypoints):
             new = np.array(r["keypoints"], dtype=np.float64).reshape(J, 3)
             new[:, :2] = np.where(new[:, 2:3] > 0, xy, new[:, :2])

@@ -7,7 +7,11 @@ chunk holds `batch_size` persons (or `chunk_frames` frames) and refines the chun
 thread appends each chunk's results to the journal (`OUT.partial.jsonl`, fsynced) and draws the `--render` video.
 Memory is bounded by the queues, not by the video's length: results live on disk until the end, when the final
 file is assembled from the journal and written atomically. `resume=True` re-decodes from frame 0 but refines only
-the frames the journal lacks.
+the frames the journal lacks. Gap fills (`fill_gaps`, video/gaps.py) join the input persons before the stream and
+leave the output after it when their confidence is too low.
+
+Longer than 450 lines: one function wires the options (input formats, orientation, initializer, post-network
+options, gap fills, resume) into the one streaming loop, and its docstring documents every one.
 """
 
 from __future__ import annotations

@@ -14,11 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posefix_video.errors import PosefixError
 from posefix_video.video.reader import FrameReader
 
 log = logging.getLogger(__name__)
 
 _END = object()
+
+
+def check_chunking(batch_size: int, chunk_frames_max: int) -> None:
+    """Refuses chunk sizes that cannot work (0, negative, not whole numbers), before any work."""
+    for option, value in (("--batch-size", batch_size), ("--chunk-frames", chunk_frames_max)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PosefixError(f"{option} {value}: must be a whole number >= 1")
 
 
 class FrameStream:

@@ -51,5 +51,8 @@ def build_dataset(cfg: Any, *, split: str = "train") -> PoseFixDataset:
     if split == "train":
         aug = Augmentation(scale_factor=d.scale_factor, rotation_factor=d.rotation_factor,
                            rotation_prob=d.rotation_prob, flip_prob=d.flip_prob)  # fmt: skip
+    # a top-down model (model.pose_input false) sees the image only: no input pose to synthesise
     return PoseFixDataset(persons=persons, layout=layout, input_hw=tuple(cfg.model.input_size), augmentation=aug,
-                          synthesize=True, seed=cfg.runtime.seed, image_bank=bank)  # fmt: skip
+                          synthesize=cfg.model.pose_input, seed=cfg.runtime.seed, image_bank=bank,
+                          blank_inputs=getattr(d, "blank_inputs", 0.0) if split == "train" else 0.0,
+                          low_res=getattr(d, "low_res", 0.0) if split == "train" else 0.0)  # fmt: skip

@@ -1,4 +1,5 @@
-"""The reference's training augmentation: scale, rotation, horizontal flip, as frame -> crop affines."""
+"""The reference's training augmentation: scale, rotation, horizontal flip, as frame -> crop affines; and the
+tracker-style blanking of synthesised input joints (issue 18)."""
 
 from __future__ import annotations
 
@@ -64,3 +65,48 @@ def sample_affines(boxes: np.ndarray, draws: AugmentDraws, out_hw: tuple[int, in
     M = geometry.crop_affine(centre, size * draws.scale[:, None], out_hw, draws.rotation)
     flipped = geometry.hflip_affine(M, out_hw[1])
     return np.where(draws.flip[:, None, None], flipped, M)
+
+
+# Tracker-style blanking of input joints (issue 18): trackers output some joints as absent, and the refiner then
+# gets no input heatmap for them. Probabilities per error type for the confidence mode: trackers blank the joints
+# they are unsure of (ultralytics zeroes keypoints under 0.5 confidence), and those are mostly the wrong ones.
+_BLANK_BY_TYPE = np.array([0.03, 0.2, 0.6, 0.5, 0.5])  # good, jitter, miss, inversion, swap
+_BLANK_LIMB = 0.3  # per limb (elbow + wrist, knee + ankle) in the limb mode
+_BLANK_RANDOM = 0.25  # per joint in the random mode
+_LIMBS = ((7, 9), (8, 10), (13, 15), (14, 16))  # COCO slots, shared by PoseTrack18
+
+
+def blank_like_trackers(valid: np.ndarray, error_type: np.ndarray, rng: np.random.Generator,
+                        prob: float) -> np.ndarray:
+    """(N, J) input-joint validity with joints blanked as trackers blank them.
+
+    Each person is blanked with probability `prob`, in one of three modes drawn uniformly: confidence blanking
+    (per joint, more likely the worse its error type: _BLANK_BY_TYPE), whole limbs (each with _BLANK_LIMB) or
+    random joints (each with _BLANK_RANDOM). At least one joint of a person stays (a tracker outputs no person
+    without joints).
+
+    Args:
+        valid: (N, J) bool, the synthesised input joints.
+        error_type: (N, J) int8 error types (-1 zeroed).
+        rng: numpy Generator.
+        prob: probability per person of being blanked at all (0: `valid` unchanged).
+    """
+    valid = np.asarray(valid, dtype=bool)
+    N, J = valid.shape
+    if prob <= 0 or N == 0:
+        return valid.copy()
+    person = rng.random(N) < prob
+    mode = rng.integers(0, 3, N)
+    u = rng.random((N, J))
+    by_type = _BLANK_BY_TYPE[np.clip(np.asarray(error_type), 0, 4)]
+    blank = np.where((mode == 0)[:, None], u < by_type, False)
+    limb_gone = rng.random((N, len(_LIMBS))) < _BLANK_LIMB
+    for k, limb in enumerate(_LIMBS):
+        if max(limb) < J:
+            blank[:, limb] |= ((mode == 1) & limb_gone[:, k])[:, None]
+    blank |= (mode == 2)[:, None] & (u < _BLANK_RANDOM)
+    blank &= person[:, None]
+    out = valid & ~blank
+    empty = valid.any(-1) & ~out.any(-1)
+    out[empty] = valid[empty]  # never a person without joints
+    return out

@@ -19,7 +19,13 @@ from torch.utils.data import Dataset
 from posefix_video.keypoints import KeypointLayout
 from posefix_video.synthesis import ZEROED, synthesize_poses
 from posefix_video.train.data.annotations import PersonEntry
-from posefix_video.train.data.augment import Augmentation, AugmentDraws, draw_augmentations, sample_affines
+from posefix_video.train.data.augment import (
+    Augmentation,
+    AugmentDraws,
+    blank_like_trackers,
+    draw_augmentations,
+    sample_affines,
+)
 from posefix_video.train.data.image_bank import ImageBank
 from posefix_video.train.data.image_decode import ImageDecoder
 
@@ -144,6 +150,11 @@ class PoseFixDataset(Dataset):
         reduced_decode: decode JPEGs at 1/2 or 1/4 size when the crop is that much smaller than the box.
         image_bank: decoded images to crop from instead of decoding (image_bank.py); images it lacks are decoded.
             Bank images are full size, so reduced_decode does not apply to them (the reference's pixels).
+        blank_inputs: probability per person that input joints are blanked the way trackers blank them
+            (augment.blank_like_trackers); blanked joints get no input heatmap, as absent joints at test time.
+        low_res: probability per sample that the crop is degraded to the detail of a person `low_res_heights`
+            px tall (downscaled with area averaging, upscaled back bilinearly), as the refiner sees small persons.
+        low_res_heights: (smallest, largest) person height in px for low_res, drawn log-uniformly.
     """
 
     reads_batch_epoch = True  # __getitems__ takes the epoch from the engine's batches (engine.EpochBatch)
@@ -159,6 +170,9 @@ class PoseFixDataset(Dataset):
         seed: int = 0,
         reduced_decode: bool = True,
         image_bank: ImageBank | None = None,
+        blank_inputs: float = 0.0,
+        low_res: float = 0.0,
+        low_res_heights: tuple[float, float] = (30.0, 100.0),
     ):
         self.layout = layout
         self.input_hw = (int(input_hw[0]), int(input_hw[1]))
@@ -173,6 +187,9 @@ class PoseFixDataset(Dataset):
         self._packed = _PackedPersons.build(list(persons), layout.num_joints)
         self._decoder = ImageDecoder()
         self.image_bank = image_bank
+        self.blank_inputs = float(blank_inputs)
+        self.low_res = float(low_res)
+        self.low_res_heights = (float(low_res_heights[0]), float(low_res_heights[1]))
         self._draws: tuple[int, AugmentDraws] | None = None
 
     def __len__(self) -> int:
@@ -226,6 +243,24 @@ class PoseFixDataset(Dataset):
                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))  # fmt: skip
         return out
 
+    def _degrade(self, images: np.ndarray, M: np.ndarray, rng: np.random.Generator) -> None:
+        """Low-resolution augmentation in place: a chosen crop keeps only the detail that a person of a drawn height
+        (low_res_heights) would have in the frame. The crop spans about 1.5 person heights (box x1.2 extent x1.25),
+        so it is downscaled to 1.5 x height rows when that is coarser than its source, then scaled back."""
+        H, W = self.input_hw
+        n = images.shape[0]
+        pick = rng.random(n) < self.low_res
+        lo, hi = np.log(self.low_res_heights[0]), np.log(self.low_res_heights[1])
+        heights = np.exp(rng.uniform(lo, hi, n))
+        src_rows = H / np.sqrt(np.abs(np.linalg.det(M[:, :, :2])))  # frame rows the crop spans
+        for k in np.flatnonzero(pick & (1.5 * heights < src_rows)).tolist():
+            h = max(4, int(round(1.5 * heights[k])))
+            w = max(3, int(round(h * W / H)))
+            if h >= H:
+                continue
+            small = cv2.resize(images[k], (w, h), interpolation=cv2.INTER_AREA)
+            images[k] = cv2.resize(small, (W, H), interpolation=cv2.INTER_LINEAR)
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Sample `index`: a function of (seed, epoch, index) only."""
         return self.__getitems__([index])[0]
@@ -249,6 +284,8 @@ class PoseFixDataset(Dataset):
         draws = self._epoch_draws(epoch)[idx]
         M = sample_affines(P.boxes[idx], draws, self.input_hw)
         images = self._crops(idx, M)
+        if self.low_res > 0:
+            self._degrade(images, M, np.random.default_rng([self.seed, epoch, 0x10E5, *idx.tolist()]))
         target, target_valid = self._to_crop(M, P.keypoints[idx], P.valid[idx] & used, draws.flip)
         if self.synthesize:
             near, near_valid = P.near_of(idx)
@@ -268,6 +305,10 @@ class PoseFixDataset(Dataset):
             res = synthesize_poses(target, target_valid, near, near_valid, area, P.near_count[idx], self.layout, rng,
                                    est, est_valid)  # fmt: skip
             inp, inp_valid, etype = res.keypoints, res.valid, res.error_type
+            if self.blank_inputs > 0:
+                inp_valid = blank_like_trackers(inp_valid, etype, rng, self.blank_inputs)
+                etype = np.where(inp_valid, etype, ZEROED).astype(np.int8)
+                inp = np.where(inp_valid[..., None], inp, 0.0)
         else:
             inp, inp_valid = target.copy(), target_valid.copy()
             etype = np.where(target_valid, 0, ZEROED)
