@@ -95,8 +95,11 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     from posefix_video.net.safeguard import DEFAULT_FILL_JOINTS, DEFAULT_SCORES, SCORE_MODES
     from posefix_video.video.refine_video import FILL_MIN_CONFIDENCE
 
-    p.add_argument("--no-safeguard", action="store_true", help="write the network's answer for every joint, even "
-                   "where it is unsure (default: keep the input joint there; net/safeguard.py)")
+    p.add_argument("--safeguard", default="auto", choices=["auto", "on", "off"], help="keep the input joint where "
+                   "the network is unsure (net/safeguard.py). auto: on for networks trained by our recipe (the rule "
+                   "is tuned on them), off for the authors' imported models (as the paper ran them)")
+    p.add_argument("--no-safeguard", dest="safeguard", action="store_const", const="off", help="same as "
+                   "--safeguard off: write the network's answer for every joint")
     p.add_argument("--fill-joints", action=argparse.BooleanOptionalAction, default=DEFAULT_FILL_JOINTS,
                    help="write the network's answer for joints the input lacked, its confidence as score")
     p.add_argument("--scores", default=DEFAULT_SCORES, choices=SCORE_MODES, help="per-joint scores written: the "
@@ -110,7 +113,7 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 def output_options(args: argparse.Namespace) -> dict:
     """refine_video keyword arguments of add_output_arguments."""
-    return {"safeguard": not args.no_safeguard, "fill_joints": args.fill_joints, "scores": args.scores,
+    return {"safeguard": {"auto": None, "on": True, "off": False}[args.safeguard], "fill_joints": args.fill_joints, "scores": args.scores,
             "fill_gaps": args.fill_gaps, "fill_min_confidence": args.fill_min_confidence}
 
 

@@ -325,8 +325,10 @@ def test_build_dataset_from_config(shared_data):
         rotation_prob=0.6,
         flip_prob=0.5,
         image_bank="",
+        blank_inputs=0.0,
+        low_res=0.0,
     )
-    cfg = SimpleNamespace(data=data, model=SimpleNamespace(layout="posetrack18", input_size=(128, 96)),
+    cfg = SimpleNamespace(data=data, model=SimpleNamespace(layout="posetrack18", input_size=(128, 96), pose_input=True),
                           runtime=SimpleNamespace(seed=0))  # fmt: skip
     train = build_dataset(cfg, split="train")
     val = build_dataset(cfg, split="val")

@@ -169,7 +169,7 @@ def test_refine_video_without_checkpoint_uses_the_installed_model(official_posef
                                                                   tmp_path, capsys):
     frames, tracks = _clip_and_tracks(shared_data, tmp_path)
     args = [str(frames), str(tracks), "--no-flip", "--device", "cpu", "--no-progress", "--decoder", "opencv",
-            "--backend", "torch"]  # no ONNX export: keeps the test short
+            "--backend", "torch"]  # no ONNX export: keeps the test short; safeguard auto = off for this model
     out = tmp_path / "tracks_refined.json"
     assert refine_main(args) == 2  # nothing installed: the two steps, no output
     err = capsys.readouterr().err

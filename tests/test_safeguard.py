@@ -163,3 +163,23 @@ def test_uninformative_input_scores_are_unknown():
     assert not kept.any()
     _, kept = apply_safeguard(refined, conf, inp, usable, SIG, rule, np.ones((1, 17)))
     assert kept[usable].all()  # had the 1s counted, nothing would move
+
+
+def test_safeguard_default_follows_the_model():
+    """On for networks with our contract (the rule was tuned on them), off for the authors' imported models."""
+    from posefix_video.config import ModelConfig
+    from posefix_video.net.contract import InputContract
+    from posefix_video.net.model import build_model
+    from posefix_video.net.refiner import Refiner
+    from posefix_video.net.safeguard import DEFAULT_SAFEGUARD, recommended_safeguard
+
+    cfg = ModelConfig(depth=18, input_size=(64, 64), layout="posetrack18", width=8, deconv_channels=16)
+    ours = InputContract.ours(cfg)
+    official = InputContract.official_posefix("posetrack18", sigma=cfg.input_sigma)
+    assert recommended_safeguard(ours, ours) == DEFAULT_SAFEGUARD
+    assert recommended_safeguard(official, ours) is None
+    assert Refiner.from_model(build_model(cfg), cfg, device="cpu").recommended_safeguard == DEFAULT_SAFEGUARD
+    official_cfg = ModelConfig(depth=18, input_size=(64, 64), layout="posetrack18", width=8, deconv_channels=16,
+                               bn_eps=1.001e-5, heatmap_sigma=official.sigma)
+    imported = Refiner.from_model(build_model(official_cfg), official_cfg, device="cpu", contract=official)
+    assert imported.recommended_safeguard is None

@@ -42,6 +42,7 @@ from posefix_video.net.safeguard import (
     apply_safeguard,
     choose_scores,
     informative_scores,
+    recommended_safeguard,
 )
 from posefix_video.records import PersonRecord
 
@@ -136,6 +137,8 @@ class Refiner:
             raise ValueError(f"contract (sigma {contract.sigma}, layout {contract.layout}) does not fit the refiner "
                              f"(sigma {sigma}, layout {layout.name})")
         self.contract = contract
+        # what refine_video applies by default: the rule tuned for this kind of network (net/safeguard.py)
+        self.recommended_safeguard: Safeguard | None = DEFAULT_SAFEGUARD
         self.official_test = bool(official_test)
         if official_test and precision == "auto":
             precision = "fp32"  # the official numbers are float32
@@ -228,8 +231,10 @@ class Refiner:
     @classmethod
     def from_model(cls, model: torch.nn.Module | None, cfg: ModelConfig, **kwargs) -> Refiner:
         """A Refiner around a network built from `cfg` (the builder: config -> arguments)."""
-        return cls(model=model, layout=get_layout(cfg.layout), input_size=cfg.input_size, sigma=cfg.input_sigma,
-                   **kwargs)
+        refiner = cls(model=model, layout=get_layout(cfg.layout), input_size=cfg.input_size, sigma=cfg.input_sigma,
+                      **kwargs)
+        refiner.recommended_safeguard = recommended_safeguard(refiner.contract, InputContract.ours(cfg))
+        return refiner
 
     # -----------------------------------------------------------------------------------------------------------
     # on the device

@@ -55,6 +55,20 @@ DEFAULT_SCORES = "product"
 FILL_JOINT_MIN_CONFIDENCE = 0.0
 
 
+def recommended_safeguard(contract: object | None, ours: object | None) -> Safeguard | None:
+    """The safeguard a refiner applies unless told otherwise.
+
+    The thresholds are calibrated on the confidence of networks trained by our recipe (our input contract). The
+    authors' imported models (another contract: BGR, peak-255 heatmaps) run as the paper ran them, with no safeguard,
+    so `refine_video` reproduces their behaviour with no extra argument; `--safeguard on` applies the rule anyway.
+
+    Args:
+        contract: the refiner's InputContract (None: a stand-in without one, treated as ours).
+        ours: `InputContract.ours(cfg)` for the same model config.
+    """
+    return DEFAULT_SAFEGUARD if contract is None or contract == ours else None
+
+
 def ks85_radius(keypoints: np.ndarray, usable: np.ndarray, sigmas: np.ndarray) -> np.ndarray:
     """(P, J) KS-0.85 radius per joint, from the area of the box around each person's usable joints (frame px)."""
     u = np.asarray(usable, dtype=bool)[..., None]

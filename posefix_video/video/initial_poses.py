@@ -103,8 +103,9 @@ class PoseStage:
         self.initializer = initializer
         main = refiner if refiner is not None else initializer
         self.layout = main.layout
-        self.device = main.device
-        self.flip_test = main.flip_test
+        # duck-typed stages (a refiner stand-in needs only `layout` and `refine_records`) carry no device
+        self.device = getattr(main, "device", None)
+        self.flip_test = getattr(main, "flip_test", None)
 
     def refine_records(self, frames: Any, records: Sequence[PersonRecord], frame_offset: int = 0,
                        **refine_options: Any) -> tuple[list[PersonRecord], Counter]:

@@ -192,7 +192,7 @@ def refine_video(
     refiner: Any = None,
     on_chunk: Callable[[int], None] | None = None,
     backend: str = "auto",
-    safeguard: bool = True,
+    safeguard: bool | None = None,
     fill_joints: bool = DEFAULT_FILL_JOINTS,
     scores: str = DEFAULT_SCORES,
     fill_gaps: int = 0,
@@ -231,7 +231,8 @@ def refine_video(
         on_chunk: called with the number of chunks journaled so far, after each one (progress hooks, tests).
         backend: network backend when a checkpoint is loaded: "torch", "onnxruntime" or "auto" (ONNX Runtime on
             the CPU when installed, torch on CUDA).
-        safeguard: keep the input joint where the network is unsure (net/safeguard.py DEFAULT_SAFEGUARD).
+        safeguard: keep the input joint where the network is unsure (net/safeguard.py DEFAULT_SAFEGUARD); None:
+            the refiner's `recommended_safeguard` (on for our recipe's networks, off for the authors' models).
         fill_joints: write the network's answer for joints the input lacked, its confidence as score.
         scores: per-joint scores written: "input" (the tracker's), "refined" (network confidence), "product".
         fill_gaps: persons missing from their track for up to this many frames get an interpolated input pose
@@ -279,6 +280,9 @@ def refine_video(
         log.info("no checkpoint given: using the installed %s model %s", seq.layout.name, checkpoint)
         refiner = load_refiner(checkpoint, device=device, flip_test=flip_test, precision=precision,
                                batch_size=batch_size, backend=backend)
+    # the safeguard by default follows the model: tuned for our recipe's networks, off for the authors' models
+    guard = getattr(refiner, "recommended_safeguard", DEFAULT_SAFEGUARD) if safeguard is None else \
+        (DEFAULT_SAFEGUARD if safeguard else None)
     # box-only persons: initial poses from the initializer first, then PoseFix (or the initializer alone)
     refiner = PoseStage(refiner=refiner if refine else None, initializer=initializer)
     if seq.layout.name != refiner.layout.name:
@@ -297,7 +301,7 @@ def refine_video(
     seq = with_records(seq, gap_records(seq, fill_gaps))  # the inputs plus gap fills (none when fill_gaps is 0)
     shown = tracks_to_displayed(seq, rotation, reader.info.coded_size) if rotation else seq
     # refine_records options, only where they differ from its defaults (the same measured defaults as here)
-    post = {k: v for k, v in (("safeguard", DEFAULT_SAFEGUARD if safeguard else None), ("fill_joints", fill_joints),
+    post = {k: v for k, v in (("safeguard", guard), ("fill_joints", fill_joints),
                               ("scores", scores)) if v != POST_DEFAULTS[k]}
 
     run_id = run_hash({
@@ -309,7 +313,7 @@ def refine_video(
         "tracks_orientation": tracks_orientation,
         # the network's numbers depend on how persons are batched (up to 0.015 px on CPU, docs/refine_video.md)
         "batch_size": batch_size, "chunk_frames": chunk_frames_max,
-        "safeguard": repr(DEFAULT_SAFEGUARD if safeguard else None), "fill_joints": fill_joints, "scores": scores,
+        "safeguard": repr(guard), "fill_joints": fill_joints, "scores": scores,
         "fill_gaps": fill_gaps, "fill_min_confidence": fill_min_confidence,
         "initializer": file_fingerprint(init_source) if init_source is not None else type(initializer).__name__,
         "refine": refine,

@@ -54,5 +54,5 @@ def build_dataset(cfg: Any, *, split: str = "train") -> PoseFixDataset:
     # a top-down model (model.pose_input false) sees the image only: no input pose to synthesise
     return PoseFixDataset(persons=persons, layout=layout, input_hw=tuple(cfg.model.input_size), augmentation=aug,
                           synthesize=cfg.model.pose_input, seed=cfg.runtime.seed, image_bank=bank,
-                          blank_inputs=getattr(d, "blank_inputs", 0.0) if split == "train" else 0.0,
-                          low_res=getattr(d, "low_res", 0.0) if split == "train" else 0.0)  # fmt: skip
+                          blank_inputs=d.blank_inputs if split == "train" else 0.0,
+                          low_res=d.low_res if split == "train" else 0.0)  # fmt: skip
