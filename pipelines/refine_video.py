@@ -113,7 +113,8 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
 
 def output_options(args: argparse.Namespace) -> dict:
     """refine_video keyword arguments of add_output_arguments."""
-    return {"safeguard": {"auto": None, "on": True, "off": False}[args.safeguard], "fill_joints": args.fill_joints, "scores": args.scores,
+    safeguard = {"auto": None, "on": True, "off": False}[args.safeguard]
+    return {"safeguard": safeguard, "fill_joints": args.fill_joints, "scores": args.scores,
             "fill_gaps": args.fill_gaps, "fill_min_confidence": args.fill_min_confidence}
 
 
