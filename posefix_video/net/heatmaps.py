@@ -108,6 +108,17 @@ def make_network_input(
     return torch.cat([image, heat], dim=1)
 
 
+def flip_average(coords: torch.Tensor, conf: torch.Tensor, flip_perm: torch.Tensor,
+                 width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The flip test's average: (2B, J, 2) crop px and (2B, J) confidences of [crops; mirrored crops] -> (B, J, 2)
+    and (B, J). The mirrored pass is un-swapped (left/right slots) and un-mirrored (u -> W-1-u) first; coordinates
+    are averaged, not heatmaps, as the reference does."""
+    B = coords.shape[0] // 2
+    back = coords[B:][:, flip_perm].clone()
+    back[..., 0] = (width - 1) - back[..., 0]
+    return (coords[:B] + back) / 2, (conf[:B] + conf[B:][:, flip_perm]) / 2
+
+
 def soft_argmax(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Expected cell position under each map's softmax.
 

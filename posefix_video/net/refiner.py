@@ -31,7 +31,7 @@ from posefix_video.keypoints import KeypointLayout, get_layout
 from posefix_video.net.checkpoint import load_model
 from posefix_video.net.contract import InputContract
 from posefix_video.net.crop import affine_torch, crop_boxes, invert_affine_torch, sample_crops, stack_frames
-from posefix_video.net.heatmaps import cells_to_crop, make_network_input, mass_confidence, soft_argmax
+from posefix_video.net.heatmaps import cells_to_crop, flip_average, make_network_input, mass_confidence, soft_argmax
 from posefix_video.net.official import refine_official
 from posefix_video.net.safeguard import (
     DEFAULT_FILL_JOINTS,
@@ -278,7 +278,6 @@ class Refiner:
         H, W = crops.shape[-2:]
         valid = valid.to(torch.bool)
         x = self._input(crops, keypoints_crop, valid)  # (B, 3+J, H, W)
-        B = x.shape[0]
         if self.flip_test:
             # mirror u -> W-1-u (image and pose) and swap left/right slots so the mirrored pose is a valid pose
             kp_f = keypoints_crop[:, self._flip_perm].clone()
@@ -291,10 +290,7 @@ class Refiner:
         coords = cells_to_crop(cells, stride)  # (B or 2B, J, 2) crop px
         conf = mass_confidence(probs, cells)
         if self.flip_test:
-            back = coords[B:][:, self._flip_perm].clone()  # un-swap the slots, then un-mirror
-            back[..., 0] = (W - 1) - back[..., 0]
-            coords = (coords[:B] + back) / 2
-            conf = (conf[:B] + conf[B:][:, self._flip_perm]) / 2
+            coords, conf = flip_average(coords, conf, self._flip_perm, W)
         return coords, conf
 
     # -----------------------------------------------------------------------------------------------------------

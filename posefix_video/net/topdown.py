@@ -26,7 +26,7 @@ from posefix_video.keypoints import KeypointLayout, get_layout
 from posefix_video.net import model_store
 from posefix_video.net.checkpoint import load_model
 from posefix_video.net.contract import InputContract
-from posefix_video.net.heatmaps import mass_confidence, soft_argmax
+from posefix_video.net.heatmaps import flip_average, mass_confidence, soft_argmax
 from posefix_video.net.topdown_codec import (
     box_center_scale,
     crop_matrices,
@@ -175,14 +175,11 @@ class TopDownEstimator:
         out = self.network(crops)
         cells, probs = soft_argmax(out)
         conf = mass_confidence(probs, cells)
-        B = crops.shape[0]
         if self.flip_test:
             W = crops.shape[-1]
             stride = W / out.shape[-1]
-            back = cells[B:][:, self._flip_perm].clone()
-            back[..., 0] = ((W - 1) - back[..., 0] * stride) / stride  # un-mirror in crop pixels
-            cells = (cells[:B] + back) / 2
-            conf = (conf[:B] + conf[B:][:, self._flip_perm]) / 2
+            coords, conf = flip_average(cells * stride, conf, self._flip_perm, W)  # un-mirror in crop pixels
+            cells = coords / stride
         return cells, conf
 
     # -----------------------------------------------------------------------------------------------------------
